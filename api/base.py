@@ -1,0 +1,116 @@
+"""The pydantic base shared by every API type, and the small value types they use.
+
+Field names are snake_case in Python and camelCase on the wire (`by_alias=True`),
+exactly as Kubernetes spells them; a few Kubernetes names are not plain camelCase
+(`podIP`, `hostIP`) and carry explicit aliases where they are declared.
+
+Unknown fields are *kept* while parsing (`extra="allow"`) so that the API server can
+follow Kubernetes' `fieldValidation`: Strict refuses them naming each one, Warn and
+Ignore drop them. See `unknown_fields` and `drop_unknown_fields`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+
+def _format_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _format_micro_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _to_aware(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+# metav1.Time: second precision, always written with a `Z`. Clients may send `+00:00`.
+Time = Annotated[datetime, BeforeValidator(_to_aware), PlainSerializer(_format_time, return_type=str)]
+# metav1.MicroTime: used by Lease and the newer Event fields.
+MicroTime = Annotated[
+    datetime, BeforeValidator(_to_aware), PlainSerializer(_format_micro_time, return_type=str)
+]
+
+
+def _quantity_to_str(value: Any) -> Any:
+    # YAML turns `cpu: 1` and `memory: 1e3` into numbers; Kubernetes accepts both.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return format(value, "g") if isinstance(value, float) else str(value)
+    return value
+
+
+# A resource.Quantity kept in the form the client wrote; validation checks its syntax.
+Quantity = Annotated[str, BeforeValidator(_quantity_to_str)]
+# intstr.IntOrString, e.g. maxSurge: 1 or "25%", probe ports: 8080 or "http".
+IntOrString = int | str
+
+
+def now() -> datetime:
+    """The current time at the second precision that metav1.Time keeps."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class KubeModel(BaseModel):
+    """Base of every API struct: camelCase aliases, unknown fields kept for fieldValidation."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        validate_assignment=False,
+        ser_json_inf_nan="constants",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: camelCase keys, unset optional fields omitted."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Self:
+        return cls.model_validate(data)
+
+    def copy_deep(self) -> Self:
+        """A deep copy: objects from an informer cache are read-only, copy before changing."""
+        return self.model_copy(deep=True)
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, KubeModel]]:
+    if isinstance(value, KubeModel):
+        yield path, value
+        for name, field in type(value).model_fields.items():
+            child = getattr(value, name)
+            wire = field.alias or name
+            yield from _walk(child, f"{path}.{wire}" if path else wire)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, f"{path}[{key}]")
+
+
+def unknown_fields(model: KubeModel) -> list[str]:
+    """Paths of every field the client sent that the type does not declare, e.g. `spec.foo`."""
+    found: list[str] = []
+    for path, node in _walk(model, ""):
+        for key in node.model_extra or {}:
+            found.append(f"{path}.{key}" if path else key)
+    return found
+
+
+def drop_unknown_fields(model: KubeModel) -> None:
+    """Forget undeclared fields in place (fieldValidation Warn and Ignore)."""
+    for _, node in _walk(model, ""):
+        if node.model_extra:
+            node.model_extra.clear()
