@@ -67,7 +67,10 @@ class Reference:
         return self.digest or self.tag_or_latest
 
     def local_key(self) -> str:
-        """Key of this image in the local index: `name:tag` (tag defaults to latest)."""
+        """Key of this image in the local index: `name:tag` (tag defaults to latest),
+        or `name@digest` for an image pulled by digest alone."""
+        if self.digest and not self.tag:
+            return f"{self.name}@{self.digest}"
         return f"{self.name}:{self.tag_or_latest}"
 
     def with_tag(self, tag: str) -> Reference:

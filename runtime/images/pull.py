@@ -1,0 +1,44 @@
+"""Pull-if-absent: what the kubelet calls before starting a container.
+
+`ensure_image` applies a Kubernetes imagePullPolicy and returns the image's
+rootfs (unpacked layers and config), so that after it returns a container can
+be started with no further image I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from runtime.images.errors import ImageError
+from runtime.images.reference import Reference, parse_reference
+from runtime.images.registry import RegistryClient
+from runtime.images.store import ImageRootfs, ImageStore
+
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+
+
+class PullError(ImageError):
+    """The image is not available under the given pull policy."""
+
+
+async def ensure_image(
+    store: ImageStore,
+    reference: str | Reference,
+    *,
+    policy: PullPolicy = "IfNotPresent",
+    insecure: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ImageRootfs:
+    """Make `reference` present per `policy`, unpack its layers and return its rootfs."""
+    ref = reference if isinstance(reference, Reference) else parse_reference(reference)
+    present = store.has_image(ref)
+    if policy == "Never" and not present:
+        raise PullError(f"image {ref} is not present and the pull policy is Never (ErrImageNeverPull)")
+    if policy == "Always" or not present:
+        try:
+            async with RegistryClient(store, insecure=insecure, progress=progress) as client:
+                await client.pull(ref)
+        except ImageError as err:
+            raise PullError(f"failed to pull image {ref}: {err}") from err
+    return await store.rootfs(ref)
