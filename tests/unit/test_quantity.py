@@ -201,7 +201,7 @@ def test_ordering_preserved(a: Fraction, b: Fraction, binary: bool) -> None:
 @FAST
 @given(st.integers(min_value=0, max_value=10**6), suffixes)
 def test_suffix_equivalences(n: int, suffix: str) -> None:
-    factor = {
+    factors: dict[str, Fraction | int] = {
         "n": Fraction(1, 10**9),
         "u": Fraction(1, 10**6),
         "m": Fraction(1, 1000),
@@ -218,8 +218,8 @@ def test_suffix_equivalences(n: int, suffix: str) -> None:
         "Ti": 2**40,
         "Pi": 2**50,
         "Ei": 2**60,
-    }[suffix]
-    expected = n * Fraction(factor)
+    }
+    expected = n * Fraction(factors[suffix])
     if suffix.endswith("i"):
         expected = min(expected, Fraction(2**63 - 1))
     assert parse_quantity(f"{n}{suffix}") == expected
