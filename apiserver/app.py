@@ -1,0 +1,186 @@
+"""The API server application: routes, middlewares and the long-lived tasks it owns.
+
+    request -> metrics -> errors-as-Status -> discovery | health | ResourceHandlers
+                                                                   |
+                                               Registry (semantics) -> Storage (etcd)
+                                                                   \\-> WatchCache <- one etcd watch
+
+Background tasks (the watch cache feed and the compactor) live in a cleanup context:
+if one of them dies, the server stops with that error rather than limping on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from api import errors
+from api.resources import ALL
+from apiserver import discovery
+from apiserver.handlers import ResourceHandlers, json_response
+from apiserver.metrics import Metrics, middleware
+from apiserver.registry import Registry
+from apiserver.storage import Storage, Unavailable
+from apiserver.watchcache import WatchCache
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 3 * 1024 * 1024  # Kubernetes' limit on a request body
+
+CONFIG: web.AppKey[ServerConfig] = web.AppKey("config")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+CACHE: web.AppKey[WatchCache] = web.AppKey("cache")
+REGISTRY: web.AppKey[Registry] = web.AppKey("registry")
+HANDLERS: web.AppKey[ResourceHandlers] = web.AppKey("handlers")
+
+
+@dataclass
+class ServerConfig:
+    etcd_servers: str
+    compaction_interval: float = 300.0
+    # Revisions kept behind the current one at each compaction, so that watchers that
+    # reconnect within a few minutes can resume without a relist.
+    compaction_retain: int = 10000
+    bookmark_interval: float = 5.0
+    watch_window: int = 10000
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as a Kubernetes `Status` object."""
+    try:
+        return await handler(request)
+    except errors.ApiError as err:
+        return _status(err)
+    except web.HTTPRequestEntityTooLarge as err:
+        return _status(errors.RequestEntityTooLarge(f"the request body is too large: {err.text}; the limit is 3 MiB"))
+    except web.HTTPException:
+        raise
+    except Unavailable as err:
+        return _status(errors.ServiceUnavailable(str(err)))
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as err:
+        log.exception("internal error serving %s %s", request.method, request.path)
+        return _status(errors.InternalError(f"an internal error occurred: {err!r}"))
+
+
+def _status(err: errors.ApiError) -> web.Response:
+    return json_response(err.to_status().to_dict(), status=err.code)
+
+
+async def _compactor(storage: Storage, config: ServerConfig) -> None:
+    """Compact etcd history periodically, keeping the most recent revisions."""
+    while True:
+        await asyncio.sleep(config.compaction_interval)
+        try:
+            revision = await storage.current_revision()
+            target = revision - config.compaction_retain
+            if target > 0:
+                await storage.compact(target)
+                log.info("compacted etcd history up to revision %d", target)
+        except Exception as err:  # a failed compaction is retried next round
+            if "compacted" not in str(err):
+                log.warning("etcd compaction failed: %s", err)
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    metrics = Metrics()
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[middleware(metrics), status_errors],  # type: ignore[list-item]
+    )
+    app[CONFIG] = config
+    app[METRICS] = metrics
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        storage = Storage(config.etcd_servers)
+        await storage.connect()
+        cache = WatchCache(storage, [r.plural for r in ALL], window=config.watch_window)
+        registry = Registry(storage, cache)
+        app[STORAGE], app[CACHE], app[REGISTRY] = storage, cache, registry
+        app[HANDLERS] = ResourceHandlers(registry, bookmark_interval=config.bookmark_interval)
+        tasks = [asyncio.create_task(cache.run(), name="watch-cache"),
+                 asyncio.create_task(_compactor(storage, config), name="compactor")]
+        for task in tasks:
+            task.add_done_callback(_die_with)
+        await asyncio.wait_for(cache.ready.wait(), 30)
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await storage.close()
+
+    app.cleanup_ctx.append(lifecycle)
+
+    async def resources(request: web.Request) -> web.StreamResponse:
+        handlers: ResourceHandlers = request.app[HANDLERS]
+        return await handlers.dispatch(request)
+
+    async def version(request: web.Request) -> web.Response:
+        return json_response(discovery.VERSION)
+
+    async def api(request: web.Request) -> web.Response:
+        return json_response(discovery.core_versions(f"{request.host}"))
+
+    async def apis(request: web.Request) -> web.Response:
+        return json_response(discovery.api_groups())
+
+    async def openapi_root(request: web.Request) -> web.Response:
+        return json_response(discovery.openapi_root())
+
+    async def openapi_doc(request: web.Request) -> web.Response:
+        doc = discovery.openapi_document(request.match_info["path"])
+        if doc is None:
+            raise errors.NotFound("no OpenAPI document for that group version")
+        return json_response(doc)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(request: web.Request) -> web.Response:
+        cache: WatchCache = request.app[CACHE]
+        storage: Storage = request.app[STORAGE]
+        try:
+            await asyncio.wait_for(storage.current_revision(), 2)
+        except Exception as err:
+            return web.Response(status=503, text=f"[-]etcd failed: {err}\nreadyz check failed\n")
+        if not cache.ready.is_set():
+            return web.Response(status=503, text="[-]watch-cache not ready\nreadyz check failed\n")
+        return web.Response(text="ok")
+
+    async def metrics_handler(request: web.Request) -> web.Response:
+        return web.Response(text=request.app[METRICS].render(), content_type="text/plain")
+
+    app.router.add_get("/version", version)
+    app.router.add_get("/api", api)
+    app.router.add_get("/apis", apis)
+    app.router.add_get("/openapi/v3", openapi_root)
+    app.router.add_get("/openapi/v3/{path:.+}", openapi_doc)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_route("*", "/api/{tail:.*}", resources)
+    app.router.add_route("*", "/apis/{tail:.*}", resources)
+    return app
+
+
+def _die_with(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.critical("background task %s died: %r; stopping the server", task.get_name(), exc)
+        raise SystemExit(f"kubelite apiserver: {task.get_name()} failed: {exc}")
