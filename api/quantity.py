@@ -15,7 +15,8 @@ A quantity is a signed decimal number with an optional suffix: a decimal SI suff
 - like Kubernetes, a bare sign, a bare `.` or a bare suffix (`"-"`, `"."`, `"Ki"`)
   parse as zero, and surrounding whitespace is refused.
 
-`format_quantity` produces the canonical form Kubernetes serialises: decimal values
+`format_quantity` produces the canonical form Kubernetes serialises (and
+`canonical_quantity` re-prints a text in its own format, as the API server stores it): decimal values
 as an integer mantissa with the largest exponent that is a multiple of three
 (`1500m`, `2k`, `1500`), binary values as an integer mantissa over a power of 1024
 when that is exact and at least 1024 in magnitude (`128Mi`), else decimal.
@@ -27,10 +28,15 @@ import math
 from fractions import Fraction
 
 __all__ = [
+    "BINARY_SI",
+    "DECIMAL_EXPONENT",
+    "DECIMAL_SI",
     "QuantityError",
+    "canonical_quantity",
     "cpu_millis",
     "format_quantity",
     "parse_quantity",
+    "quantity_format",
     "quantity_is_binary",
     "to_bytes",
 ]
@@ -61,6 +67,13 @@ _MAX_INT64 = 2**63 - 1
 # Exponents beyond this are refused rather than materialised as enormous integers:
 # no resource is 10**1000 of anything, and the API server must not be made to build one.
 _MAX_EXPONENT = 1000
+
+
+# The three serialisation formats of Kubernetes: a quantity prints back in the format
+# its text was written in ("128Mi" stays binary, "1e3" stays an exponent, "1k" SI).
+DECIMAL_SI = "DecimalSI"
+BINARY_SI = "BinarySI"
+DECIMAL_EXPONENT = "DecimalExponent"
 
 
 class QuantityError(ValueError):
@@ -97,12 +110,12 @@ def _split(text: str) -> tuple[bool, str, str, str]:
     return positive, num, denom, text[suffix_start:]
 
 
-def _interpret_suffix(suffix: str) -> tuple[int, int, bool]:
-    """Return (base, exponent, binary) for a suffix, or raise QuantityError."""
+def _interpret_suffix(suffix: str) -> tuple[int, int, str]:
+    """Return (base, exponent, format) for a suffix, or raise QuantityError."""
     if suffix in _BINARY:
-        return 2, _BINARY[suffix], True
+        return 2, _BINARY[suffix], BINARY_SI
     if suffix in _DECIMAL:
-        return 10, _DECIMAL[suffix], False
+        return 10, _DECIMAL[suffix], DECIMAL_SI
     if len(suffix) > 1 and suffix[0] in "eE":
         digits = suffix[1:]
         body = digits[1:] if digits[0] in "+-" else digits
@@ -110,7 +123,7 @@ def _interpret_suffix(suffix: str) -> tuple[int, int, bool]:
             exponent = int(digits)
             if abs(exponent) > _MAX_EXPONENT:
                 raise QuantityError(f"quantity exponent {exponent} is out of range")
-            return 10, exponent, False
+            return 10, exponent, DECIMAL_EXPONENT
     raise QuantityError(_SUFFIX_MESSAGE)
 
 
@@ -120,11 +133,11 @@ def _round_to_nano(value: Fraction) -> Fraction:
     return Fraction(math.ceil(scaled)) * _NANO
 
 
-def _parse_text(text: str) -> tuple[Fraction, bool]:
+def _parse_text(text: str) -> tuple[Fraction, str]:
     if not text:
         raise QuantityError(_FORMAT_MESSAGE)
     positive, num, denom, suffix = _split(text)
-    base, exponent, binary = _interpret_suffix(suffix)
+    base, exponent, fmt = _interpret_suffix(suffix)
     magnitude = Fraction(int(num + denom or "0"), 10 ** len(denom))
     if base == 2:
         magnitude *= 2**exponent
@@ -134,9 +147,9 @@ def _parse_text(text: str) -> tuple[Fraction, bool]:
         magnitude /= 10 ** (-exponent)
     if magnitude:
         magnitude = _round_to_nano(magnitude)
-    if binary and magnitude > _MAX_INT64:
+    if fmt == BINARY_SI and magnitude > _MAX_INT64:
         magnitude = Fraction(_MAX_INT64)
-    return (magnitude if positive else -magnitude), binary
+    return (magnitude if positive else -magnitude), fmt
 
 
 def parse_quantity(value: str | int | float) -> Fraction:
@@ -148,9 +161,26 @@ def parse_quantity(value: str | int | float) -> Fraction:
     return _parse_text(_as_text(value))[0]
 
 
+def quantity_format(value: str | int | float) -> str:
+    """The Kubernetes format of a quantity's text: DECIMAL_SI, BINARY_SI or DECIMAL_EXPONENT."""
+    return _parse_text(_as_text(value))[1]
+
+
 def quantity_is_binary(value: str | int | float) -> bool:
     """True when `value` uses a binary suffix, so its canonical form is binary (`Mi`...)."""
-    return _parse_text(_as_text(value))[1]
+    return quantity_format(value) == BINARY_SI
+
+
+def canonical_quantity(value: str | int | float) -> str:
+    """Parse and re-print a quantity as Kubernetes stores it (`"0.5"` -> `"500m"`, `"1024Mi"` -> `"1Gi"`).
+
+    The format of the input is kept, as Kubernetes keeps it: binary suffixes stay
+    binary where exact, exponent forms stay exponent forms (`"1e3"`), the rest is SI.
+    """
+    amount, fmt = _parse_text(_as_text(value))
+    if fmt == DECIMAL_EXPONENT:
+        return _format_decimal(amount, exponent_form=True)
+    return format_quantity(amount, binary=fmt == BINARY_SI)
 
 
 def _as_text(value: str | int | float) -> str:
@@ -203,14 +233,22 @@ def format_quantity(value: Fraction | int, *, binary: bool = False) -> str:
             mantissa //= 1024
             power += 1
         return f"{sign}{mantissa}{_BINARY_BY_EXPONENT[power] if power else ''}"
-    # magnitude is a multiple of 10**-9: write it as mantissa * 10**exponent with an
+    return _format_decimal(q, exponent_form=False)
+
+
+def _format_decimal(value: Fraction, *, exponent_form: bool) -> str:
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    # The magnitude is a multiple of 10**-9: write it as mantissa * 10**exponent with an
     # integral mantissa and exponent a multiple of three, as large as possible.
-    mantissa = int(magnitude / _NANO)
+    mantissa = int(_round_to_nano(abs(value)) / _NANO)
     exponent = -9
     while mantissa % 1000 == 0:
         mantissa //= 1000
         exponent += 3
-    suffix = _DECIMAL_BY_EXPONENT.get(exponent)
-    if suffix is None:
-        suffix = f"e{exponent}"
+    if exponent_form:
+        suffix = f"e{exponent}" if exponent else ""
+    else:
+        suffix = _DECIMAL_BY_EXPONENT.get(exponent, f"e{exponent}")
     return f"{sign}{mantissa}{suffix}"

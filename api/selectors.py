@@ -231,9 +231,6 @@ class LabelSelector:
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.requirements)
 
-    def __bool__(self) -> bool:  # an empty selector is still a selector, never "absent"
-        return True
-
 
 def selector_from_labels(labels: Mapping[str, str]) -> LabelSelector:
     """The selector `k1=v1,k2=v2` that matches objects carrying all of `labels`."""
@@ -425,13 +422,10 @@ def label_selector_from_dict(selector: Mapping[str, Any]) -> LabelSelector:
             raise SelectorError(f"{where}.values must be a list of strings")
         op = _DICT_OPERATORS[operator]
         if op in _SET_OPS and not values:
-            raise SelectorError(
-                f"{where}.values: Required value: must be specified when `operator` is 'In' or 'NotIn'"
-            )
+            raise SelectorError(f"{where}.values: Required value: must be specified when `operator` is 'In' or 'NotIn'")
         if op in _NO_VALUE_OPS and values:
             raise SelectorError(
-                f"{where}.values: Forbidden: may not be specified when `operator` is "
-                "'Exists' or 'DoesNotExist'"
+                f"{where}.values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"
             )
         try:
             requirements.append(Requirement.new(key, op, values))
@@ -538,9 +532,6 @@ class FieldSelector:
 
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.requirements)
-
-    def __bool__(self) -> bool:
-        return True
 
 
 _FIELD_PATH_RE = re.compile(r"[A-Za-z0-9_\-/]+(\.[A-Za-z0-9_\-/]+)*")

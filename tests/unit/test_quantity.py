@@ -9,10 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.quantity import (
+    BINARY_SI,
+    DECIMAL_EXPONENT,
+    DECIMAL_SI,
     QuantityError,
+    canonical_quantity,
     cpu_millis,
     format_quantity,
     parse_quantity,
+    quantity_format,
     quantity_is_binary,
     to_bytes,
 )
@@ -161,6 +166,26 @@ def test_canonical_form(text: str, canonical: str) -> None:
     assert format_quantity(parse_quantity(text), binary=quantity_is_binary(text)) == canonical
 
 
+@pytest.mark.parametrize(
+    ("text", "canonical", "fmt"),
+    [
+        ("0.5", "500m", DECIMAL_SI),
+        ("1024Mi", "1Gi", BINARY_SI),
+        ("1e3", "1e3", DECIMAL_EXPONENT),
+        ("1500e-3", "1500e-3", DECIMAL_EXPONENT),
+        ("1E6", "1e6", DECIMAL_EXPONENT),
+        ("2e0", "2", DECIMAL_EXPONENT),
+        ("0.1Gi", "107374182400m", BINARY_SI),
+        (1, "1", DECIMAL_SI),
+        (0.25, "250m", DECIMAL_SI),
+    ],
+)
+def test_canonical_quantity_keeps_the_format(text: str | float, canonical: str, fmt: str) -> None:
+    assert quantity_format(text) == fmt
+    assert canonical_quantity(text) == canonical
+    assert parse_quantity(canonical) == parse_quantity(text)
+
+
 def test_format_rounds_sub_nano_values_up() -> None:
     assert format_quantity(Fraction(1, 10**12), binary=False) == "1n"
     assert format_quantity(Fraction(-1, 3), binary=False) == "-333333334n"
@@ -170,9 +195,7 @@ def test_format_rounds_sub_nano_values_up() -> None:
 
 nano_values = st.integers(min_value=-(10**25), max_value=10**25).map(lambda n: Fraction(n, 10**9))
 byte_values = st.integers(min_value=-(2**62), max_value=2**62).map(Fraction)
-suffixes = st.sampled_from(
-    ["n", "u", "m", "", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
-)
+suffixes = st.sampled_from(["n", "u", "m", "", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"])
 
 
 @FAST
@@ -181,6 +204,16 @@ def test_format_parse_round_trip(value: Fraction, binary: bool) -> None:
     text = format_quantity(value, binary=binary)
     assert parse_quantity(text) == value
     assert format_quantity(parse_quantity(text), binary=binary) == text
+
+
+@FAST
+@given(st.integers(min_value=-(10**9), max_value=10**9), st.sampled_from(["", "m", "k", "Ki", "Mi", "e3", "e-2", "E"]))
+def test_canonical_quantity_is_a_fixed_point(n: int, suffix: str) -> None:
+    text = f"{n}{suffix}"
+    once = canonical_quantity(text)
+    assert canonical_quantity(once) == once
+    assert parse_quantity(once) == parse_quantity(text)
+    assert quantity_format(once) == quantity_format(text) or parse_quantity(text) == 0 or abs(n) < 1024
 
 
 @FAST
