@@ -15,7 +15,7 @@ The rules, as apimachinery's `strategicpatch` applies them on the server (with
 - directives: `{"$patch": "delete", <mergeKey>: k}` in a list removes that element;
   `{"$patch": "replace"}` in a list replaces the whole list with the other elements;
   `"$patch": "replace"` in an object replaces the object; `"$patch": "delete"` in an
-  object removes it; `$deleteFromPrimitiveList/<f>` removes values from a scalar
+  object empties it (apimachinery leaves `{}`); `$deleteFromPrimitiveList/<f>` removes values from a scalar
   list; `$retainKeys` drops every member of the original not listed.
 
 Invariants: inputs are never mutated and the result shares no containers with them;
@@ -92,6 +92,8 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: PatchSch
 
     # $setElementOrder places the server's other elements by where they were before the merge.
     server_orders = {name: list(original[name]) for name in orders if isinstance(original.get(name), list)}
+    for name, order in orders.items():
+        _check_order(patch.get(name), order, schema.field_schema(name).merge_key, name)
 
     for key, value in patch.items():
         field = schema.field_schema(key)
@@ -108,18 +110,33 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: PatchSch
             merged = _merge_list(current, value, field, key) if field.merges else _clean(value)
         else:
             merged = _clean(value)
-        if merged is _DELETED:
-            original.pop(key, None)
-        else:
-            original[key] = merged
+        # `$patch: delete` on an object leaves it empty, as apimachinery does.
+        original[key] = {} if merged is _DELETED else merged
 
     for name, order in orders.items():
         current = original.get(name)
         if isinstance(current, list):
             field = schema.field_schema(name)
-            _check_order(patch.get(name), order, field.merge_key, name)
-            original[name] = _normalize(current, order, server_orders.get(name, current), field.merge_key)
+            before = server_orders.get(name, current)
+            if field.merges and field.merge_key is not None:
+                before = _apimachinery_server_order(before, current, field.merge_key)
+            original[name] = _normalize(current, order, before, field.merge_key)
     return original
+
+
+def _apimachinery_server_order(before: list[Any], merged: list[Any], key: str) -> list[Any]:
+    """The server order apimachinery ends up using for `$setElementOrder`.
+
+    apimachinery removes `$patch: delete` elements and appends new ones in place, in
+    the backing array it still reads the original order from: the first new elements
+    show up in the slots the deleted ones freed. Reproducing that keeps the order of
+    a list that a patch both shrinks and grows identical to Kubernetes'.
+    """
+    kept = [b for b in before if _position(merged, b, key) >= 0]
+    if len(kept) == len(before):
+        return before
+    added = [m for m in merged if _position(before, m, key) < 0]
+    return (kept + added)[: len(before)]
 
 
 def _retain_keys(original: dict[str, Any], patch: dict[str, Any], keys: Any) -> None:
@@ -148,8 +165,7 @@ def _clean(value: Any) -> Any:
             if item is None or key.startswith("$"):
                 continue
             cleaned = _clean(item)
-            if cleaned is not _DELETED:
-                out[key] = cleaned
+            out[key] = {} if cleaned is _DELETED else cleaned
         return out
     if isinstance(value, list):
         items = []
@@ -237,9 +253,7 @@ def _sorted_by(values: list[Any], order: list[Any], key: str | None) -> list[Any
     return sorted(values, key=rank)
 
 
-def _normalize(
-    merged: list[Any], patch_order: list[Any], server_order: list[Any], key: str | None
-) -> list[Any]:
+def _normalize(merged: list[Any], patch_order: list[Any], server_order: list[Any], key: str | None) -> list[Any]:
     """Order a merged list: patch-named elements in patch order, the rest where the server had them."""
     named = [v for v in merged if _position(patch_order, v, key) >= 0]
     others = [v for v in merged if _position(patch_order, v, key) < 0]

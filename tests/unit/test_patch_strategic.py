@@ -74,9 +74,7 @@ def test_brief_example_with_single_container() -> None:
             }
         }
     }
-    assert containers_of(strategic_merge_patch(original, patch, DEPLOYMENT)) == [
-        {**WEB, "image": "nginx:1.26"}
-    ]
+    assert containers_of(strategic_merge_patch(original, patch, DEPLOYMENT)) == [{**WEB, "image": "nginx:1.26"}]
 
 
 def test_nested_lists_merge_by_their_own_keys() -> None:
@@ -110,9 +108,7 @@ def test_nested_lists_merge_by_their_own_keys() -> None:
 
 def test_set_element_order_reorders_without_body() -> None:
     original = deployment([copy.deepcopy(WEB), copy.deepcopy(SIDE)])
-    patch = {
-        "spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "side"}, {"name": "web"}]}}}
-    }
+    patch = {"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "side"}, {"name": "web"}]}}}}
     assert [c["name"] for c in containers_of(strategic_merge_patch(original, patch, DEPLOYMENT))] == [
         "side",
         "web",
@@ -139,9 +135,7 @@ def test_new_element_goes_where_kubernetes_puts_it() -> None:
     original = deployment([copy.deepcopy(WEB)])
     patch = {
         "spec": {
-            "template": {
-                "spec": {"containers": [{"name": "new", "image": "x", "env": [{"name": "Z", "value": None}]}]}
-            }
+            "template": {"spec": {"containers": [{"name": "new", "image": "x", "env": [{"name": "Z", "value": None}]}]}}
         }
     }
     result = containers_of(strategic_merge_patch(original, patch, DEPLOYMENT))
@@ -170,14 +164,8 @@ def test_patch_delete_directive_in_list() -> None:
 
 def test_patch_replace_directive_in_list_and_map() -> None:
     original = deployment([copy.deepcopy(WEB), copy.deepcopy(SIDE)])
-    patch = {
-        "spec": {
-            "template": {"spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "i"}]}}
-        }
-    }
-    assert containers_of(strategic_merge_patch(original, patch, DEPLOYMENT)) == [
-        {"name": "only", "image": "i"}
-    ]
+    patch = {"spec": {"template": {"spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "i"}]}}}}
+    assert containers_of(strategic_merge_patch(original, patch, DEPLOYMENT)) == [{"name": "only", "image": "i"}]
     labels_patch = {"metadata": {"labels": {"$patch": "replace", "new": "1"}}}
     assert strategic_merge_patch(original, labels_patch, DEPLOYMENT)["metadata"]["labels"] == {"new": "1"}
 
@@ -185,15 +173,13 @@ def test_patch_replace_directive_in_list_and_map() -> None:
 def test_patch_delete_directive_on_map() -> None:
     original = deployment([copy.deepcopy(WEB)])
     result = strategic_merge_patch(original, {"spec": {"strategy": {"$patch": "delete"}}}, DEPLOYMENT)
-    assert "strategy" not in result["spec"]
+    assert result["spec"]["strategy"] == {}  # emptied, as apimachinery does
     assert strategic_merge_patch(original, {"$patch": "delete"}, DEPLOYMENT) == {}
 
 
 def test_null_deletes_and_scalars_replace() -> None:
     original = deployment([copy.deepcopy(WEB)])
-    result = strategic_merge_patch(
-        original, {"metadata": {"labels": None}, "spec": {"replicas": 5}}, DEPLOYMENT
-    )
+    result = strategic_merge_patch(original, {"metadata": {"labels": None}, "spec": {"replicas": 5}}, DEPLOYMENT)
     assert "labels" not in result["metadata"]
     assert result["spec"]["replicas"] == 5
     assert strategic_merge_patch({"a": 1}, {"b": None}, DEPLOYMENT) == {"a": 1}
@@ -203,9 +189,7 @@ def test_retain_keys() -> None:
     original = deployment([copy.deepcopy(WEB)])
     patch = {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}
     assert strategic_merge_patch(original, patch, DEPLOYMENT)["spec"]["strategy"] == {"type": "Recreate"}
-    bad = {
-        "spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": {"maxSurge": 2}}}
-    }
+    bad = {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": {"maxSurge": 2}}}}
     with pytest.raises(PatchError, match="retainKeys"):
         strategic_merge_patch(original, bad, DEPLOYMENT)
 
@@ -230,9 +214,7 @@ def test_lists_without_strategy_are_replaced() -> None:
             "containers": [{"name": "c", "args": ["x", "y"], "envFrom": [{"configMapRef": {"name": "m"}}]}],
         }
     }
-    patch = {
-        "spec": {"tolerations": [{"key": "b"}], "containers": [{"name": "c", "args": ["z"], "envFrom": []}]}
-    }
+    patch = {"spec": {"tolerations": [{"key": "b"}], "containers": [{"name": "c", "args": ["z"], "envFrom": []}]}}
     result = strategic_merge_patch(pod, patch, POD)
     assert result["spec"]["tolerations"] == [{"key": "b"}]
     assert result["spec"]["containers"] == [{"name": "c", "args": ["z"], "envFrom": []}]
@@ -263,9 +245,7 @@ def test_status_conditions_merge_by_type() -> None:
     }
     assert len(result["status"]["addresses"]) == 2
     pod = {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
-    result = strategic_merge_patch(
-        pod, {"status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}}, POD
-    )
+    result = strategic_merge_patch(pod, {"status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}}, POD)
     assert {c["type"] for c in result["status"]["conditions"]} == {"Ready", "PodScheduled"}
 
 
@@ -283,18 +263,11 @@ def test_owner_references_merge_by_uid_for_any_kind() -> None:
 def test_replicaset_and_pod_template_schemas() -> None:
     rs = {"spec": {"template": {"spec": {"containers": [copy.deepcopy(WEB)]}}}}
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "new"}]}}}}
-    assert (
-        containers_of(strategic_merge_patch(rs, patch, strategy_for("ReplicaSet")))[0]["ports"]
-        == WEB["ports"]
-    )
+    assert containers_of(strategic_merge_patch(rs, patch, strategy_for("ReplicaSet")))[0]["ports"] == WEB["ports"]
     template = {"spec": {"containers": [copy.deepcopy(WEB)], "volumes": [{"name": "data", "emptyDir": {}}]}}
     result = strategic_merge_patch(
         template,
-        {
-            "spec": {
-                "volumes": [{"name": "data", "$retainKeys": ["name", "hostPath"], "hostPath": {"path": "/x"}}]
-            }
-        },
+        {"spec": {"volumes": [{"name": "data", "$retainKeys": ["name", "hostPath"], "hostPath": {"path": "/x"}}]}},
         strategy_for("PodTemplateSpec"),
     )
     assert result["spec"]["volumes"] == [{"name": "data", "hostPath": {"path": "/x"}}]
@@ -329,9 +302,7 @@ def test_patch_must_be_an_object() -> None:
 
 
 def test_schema_from_spec() -> None:
-    schema = PatchSchema.from_spec(
-        {"items": {"$mergeKey": "id", "$strategy": "merge,retainKeys", "[]": {"sub": {}}}}
-    )
+    schema = PatchSchema.from_spec({"items": {"$mergeKey": "id", "$strategy": "merge,retainKeys", "[]": {"sub": {}}}})
     items = schema.field_schema("items")
     assert items.merge_key == "id" and items.merges and "retainKeys" in items.strategies
     assert items.item_schema().field_schema("sub") == PatchSchema()
@@ -343,26 +314,20 @@ def test_schema_from_spec() -> None:
 def test_unknown_kind_gets_metadata_rules_only() -> None:
     assert strategy_for("ConfigMap") == strategy_for("Whatever")
     assert strategy_for("ConfigMap").field_schema("spec") == PatchSchema()
-    assert strategy_for("Deployment").field_schema("metadata") == strategy_for("ConfigMap").field_schema(
-        "metadata"
-    )
+    assert strategy_for("Deployment").field_schema("metadata") == strategy_for("ConfigMap").field_schema("metadata")
 
 
 # ---------------------------------------------------------------- properties
 
 keys = st.sampled_from(["a", "b", "c", "name", "image"])
 scalars = st.none() | st.booleans() | st.integers(-3, 3) | st.text(alphabet="xy", max_size=2)
-no_list_values = st.recursive(
-    scalars, lambda children: st.dictionaries(keys, children, max_size=3), max_leaves=10
-)
+no_list_values = st.recursive(scalars, lambda children: st.dictionaries(keys, children, max_size=3), max_leaves=10)
 no_list_objects = st.dictionaries(keys, no_list_values, max_size=4)
 
 
 @FAST
 @given(no_list_objects, no_list_objects, st.sampled_from(["Pod", "Deployment", "Node", "Other"]))
-def test_without_lists_strategic_equals_merge_patch(
-    target: dict[str, Any], patch: dict[str, Any], kind: str
-) -> None:
+def test_without_lists_strategic_equals_merge_patch(target: dict[str, Any], patch: dict[str, Any], kind: str) -> None:
     assert strategic_merge_patch(target, patch, strategy_for(kind)) == merge_patch(target, patch)
 
 
@@ -429,9 +394,7 @@ def test_set_element_order_orders_named_elements(
     st.lists(st.sampled_from("abcde"), unique=True),
     st.lists(st.sampled_from("abcde"), unique=True),
 )
-def test_primitive_merge_is_union_minus_deletions(
-    original: list[str], added: list[str], removed: list[str]
-) -> None:
+def test_primitive_merge_is_union_minus_deletions(original: list[str], added: list[str], removed: list[str]) -> None:
     result = strategic_merge_patch(
         {"metadata": {"finalizers": original}},
         {"metadata": {"finalizers": added, "$deleteFromPrimitiveList/finalizers": removed}},
@@ -447,3 +410,29 @@ def test_delete_directive_removes_exactly_those(original: list[dict[str, Any]], 
     patch = {"spec": {"containers": [{"name": n, "$patch": "delete"} for n in doomed]}}
     result = strategic_merge_patch({"spec": {"containers": original}}, patch, POD)["spec"]["containers"]
     assert result == [c for c in original if c["name"] not in doomed]
+
+
+def _names(obj: dict[str, Any]) -> list[str]:
+    return [c["name"] for c in obj["spec"]["containers"]]
+
+
+def test_set_element_order_keeps_server_only_elements_in_place() -> None:
+    pod = {"spec": {"containers": [{"name": n} for n in ["app", "cache", "extra", "proxy", "log"]]}}
+    order = [{"name": n} for n in ["log", "app", "proxy", "cache"]]
+    result = strategic_merge_patch(pod, {"spec": {"$setElementOrder/containers": order}}, POD)
+    # apimachinery's merge: a server-only element goes before the next ordered element
+    # when the server had it earlier; "extra" (index 2) precedes "log" (index 4).
+    assert _names(result) == ["extra", "log", "app", "proxy", "cache"]
+
+
+def test_set_element_order_with_delete_and_add_matches_apimachinery() -> None:
+    pod = {"spec": {"containers": [{"name": "old"}, {"name": "web", "image": "w"}, {"name": "extra"}]}}
+    patch = {
+        "spec": {
+            "$setElementOrder/containers": [{"name": "web"}, {"name": "new"}],
+            "containers": [{"name": "new", "image": "n"}, {"name": "old", "$patch": "delete"}],
+        }
+    }
+    # apimachinery reads the server order after its in-place delete and append, so the
+    # added element takes the freed slot and the server-only "extra" comes before it.
+    assert _names(strategic_merge_patch(pod, patch, POD)) == ["web", "extra", "new"]
