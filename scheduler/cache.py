@@ -146,6 +146,11 @@ class SchedulerCache:
         state = self._pods.get(key)
         return state.node_name if state else None
 
+    def uid_of(self, key: str) -> str | None:
+        """The uid of the pod counted under `key` (bound or assumed), if any."""
+        state = self._pods.get(key)
+        return state.info.uid if state else None
+
     def node_info(self, name: str) -> NodeInfo | None:
         return self._nodes.get(name)
 

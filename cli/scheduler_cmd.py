@@ -1,0 +1,49 @@
+"""`kubelite scheduler`: run the scheduler against an API server.
+
+`run_scheduler` is re-exported for `kubelite server`, which runs the scheduler in
+its own process next to the API server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from api.client import Client
+from scheduler import run_scheduler
+
+__all__ = ["register", "run_scheduler"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("scheduler", help="assign pending pods to nodes")
+    p.add_argument("--server", required=True, metavar="URL", help="API server URL, e.g. http://127.0.0.1:6443")
+    p.add_argument("--leader-elect", action="store_true",
+                   help="schedule only while holding the kube-system/kube-scheduler Lease "
+                        "(run several schedulers safely)")
+    p.add_argument("--scheduler-name", default="default-scheduler",
+                   help="schedule pods whose spec.schedulerName is this (default default-scheduler)")
+    p.add_argument("--bind-concurrency", type=int, default=64, metavar="N",
+                   help="bindings in flight at once (default 64)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    p.set_defaults(func=_main)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.bind_concurrency < 1:
+        print("error: --bind-concurrency must be at least 1", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Client(args.server, user_agent="kubelite-scheduler") as client:
+        await run_scheduler(client, stop=stop, leader_elect=args.leader_elect,
+                            scheduler_name=args.scheduler_name, bind_concurrency=args.bind_concurrency)
+    return 0
