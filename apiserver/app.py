@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from api import errors
-from api.resources import ALL
+from api.resources import ALL, NAMESPACES
 from apiserver import discovery
 from apiserver.handlers import ResourceHandlers, json_response
 from apiserver.metrics import Metrics, middleware
@@ -93,6 +93,16 @@ async def _compactor(storage: Storage, config: ServerConfig) -> None:
                 log.warning("etcd compaction failed: %s", err)
 
 
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+async def _bootstrap(registry: Registry) -> None:
+    """Create the namespaces every Kubernetes cluster has (idempotent)."""
+    for name in SYSTEM_NAMESPACES:
+        with contextlib.suppress(errors.AlreadyExists):
+            await registry.create(NAMESPACES, None, {"metadata": {"name": name}})
+
+
 def create_app(config: ServerConfig) -> web.Application:
     metrics = Metrics()
     app = web.Application(
@@ -114,6 +124,7 @@ def create_app(config: ServerConfig) -> web.Application:
         for task in tasks:
             task.add_done_callback(_die_with)
         await asyncio.wait_for(cache.ready.wait(), 30)
+        await _bootstrap(registry)
         yield
         for task in tasks:
             task.cancel()

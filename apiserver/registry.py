@@ -121,7 +121,7 @@ class Registry:
         warnings: list[str] = []
         unknown = unknown_fields(obj)
         if unknown and field_validation == "Strict":
-            causes = [StatusCause(reason="FieldValueUnknown", message=f'unknown field "{p}"', field=p)
+            causes = [StatusCause(reason="FieldValueUnknown", message="field not declared in schema", field=p)
                       for p in unknown]
             raise invalid_error(resource.kind, resource.group, obj.metadata.name, causes)  # type: ignore[attr-defined]
         if unknown and field_validation == "Warn":
