@@ -1,0 +1,201 @@
+"""Dockerfile builds for real: RUN in namespaced containers over overlayfs, layers, cache."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from runtime.build.builder import Builder, BuildError
+from runtime.build.step_runner import UnshareStepRunner
+from runtime.images.busybox import import_busybox
+from runtime.images.store import ImageStore
+from tests.node.test_images_fixtures import kltest_dir, needs_root
+
+__all__ = ["kltest_dir"]
+
+pytestmark = [pytest.mark.root, needs_root]
+
+CLASSIC = """\
+# the introductory example: FROM, WORKDIR, ENV, COPY, RUN, CMD, EXPOSE
+FROM busybox
+WORKDIR /app
+ENV GREETING="hello from" \\
+    TARGET=kubelite
+COPY . .
+RUN echo "$GREETING $TARGET" > message.txt && \\
+    cat app.sh >> log.txt && rm /etc/group
+CMD ["sh", "app.sh"]
+EXPOSE 8080
+"""
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __call__(self, text: str) -> None:
+        self.text += text
+
+
+@pytest.fixture
+def store(kltest_dir: Path) -> ImageStore:
+    s = ImageStore(kltest_dir / "store")
+    import_busybox(s)
+    return s
+
+
+def make_context(root: Path, dockerfile: str, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Dockerfile").write_text(dockerfile)
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def host_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return f.read().splitlines()
+
+
+async def run_image(store: ImageStore, ref: str, tmp: Path, argv: list[str] | None = None) -> tuple[int, str]:
+    """Run the image's entrypoint+cmd (or argv) with the default StepRunner; (exit code, output)."""
+    rootfs = await store.rootfs(ref)
+    out = bytearray()
+    code = await UnshareStepRunner(out.extend).run(
+        lowerdirs=rootfs.lowerdirs,
+        upperdir=tmp / "kltest-upper",
+        argv=argv or rootfs.config.argv,
+        env=rootfs.config.env_dict,
+        workdir=rootfs.config.working_dir or "/",
+        user=rootfs.config.user,
+    )
+    return code, out.decode()
+
+
+async def test_classic_dockerfile_builds_runs_and_rebuilds_from_cache(store: ImageStore, kltest_dir: Path) -> None:
+    ctx = make_context(
+        kltest_dir / "ctx",
+        CLASSIC,
+        {"app.sh": 'echo "$(cat message.txt) on port 8080"\n', "secret.key": "no", ".dockerignore": "*.key\n"},
+    )
+    sink = Sink()
+    first = await Builder(store, output=sink).build(ctx, tags=["kltest/app:1"])
+    assert "Step 1/7 : FROM busybox" in sink.text and "Step 7/7 : EXPOSE 8080" in sink.text
+    assert "Successfully tagged kltest/app:1" in sink.text
+    assert first.cached == 0
+
+    manifest = store.manifest(first.manifest_digest)
+    assert len(manifest.layers) == 3  # busybox, COPY, RUN: one per filesystem step
+    config = store.config(first.manifest_digest)
+    assert config.cmd == ("sh", "app.sh")
+    assert config.working_dir == "/app"
+    assert config.exposed_ports == ("8080/tcp",)
+    assert config.env_dict["GREETING"] == "hello from" and config.env_dict["TARGET"] == "kubelite"
+
+    rootfs = await store.rootfs("kltest/app:1")
+    run_layer = rootfs.lowerdirs[0]  # top-most: what RUN wrote
+    assert (run_layer / "app/message.txt").read_text() == "hello from kubelite\n"
+    assert not (rootfs.lowerdirs[1] / "app/secret.key").exists()  # .dockerignore
+
+    code, output = await run_image(store, "kltest/app:1", kltest_dir)
+    assert (code, output) == (0, "hello from kubelite on port 8080\n")
+    code, output = await run_image(
+        store, "kltest/app:1", kltest_dir, ["sh", "-c", "test ! -e /etc/group && ls /app && cat /etc/passwd"]
+    )
+    assert code == 0, output
+    assert output.split("\n")[:4] == ["Dockerfile", "app.sh", "log.txt", "message.txt"]  # the whiteout hides it
+
+    sink = Sink()
+    second = await Builder(store, output=sink).build(ctx, tags=["kltest/app:1"])
+    assert second.cached == second.steps - 1  # every step after FROM
+    assert sink.text.count("Using cache") == 6
+    assert second.manifest_digest == first.manifest_digest
+
+    (ctx / "app.sh").write_text('echo "changed"\n')
+    sink = Sink()
+    third = await Builder(store, output=sink).build(ctx, tags=["kltest/app:2"])
+    assert third.cached == 2  # WORKDIR, ENV; COPY sees new content, so RUN and the rest run again
+    assert await run_image(store, "kltest/app:2", kltest_dir) == (0, "changed\n")
+
+
+async def test_user_args_chown_globs_and_entrypoint(store: ImageStore, kltest_dir: Path) -> None:
+    dockerfile = """\
+FROM busybox
+ARG WHO=nobody
+ARG UNUSED_DEFAULT
+LABEL org.example.kind="test image" stage=${STAGE:-dev}
+COPY --chown=nobody:nobody *.txt /data/
+COPY ["dir", "/data/dir"]
+USER $WHO
+RUN id -u > /tmp/uid && touch /tmp/made-by-user
+ENTRYPOINT ["sh", "-c", "cat /tmp/uid; ls /data /data/dir; echo \\"$0\\""]
+CMD ["default-arg"]
+VOLUME /data
+"""
+    ctx = make_context(kltest_dir / "ctx2", dockerfile, {"a.txt": "a", "b.txt": "b", "c.md": "c", "dir/inner": "i"})
+    result = await Builder(store, output=Sink()).build(ctx, tags=["kltest/user:1"], build_args={"WHO": "65534"})
+    config = store.config(result.manifest_digest)
+    assert config.user == "65534"
+    assert config.labels == {"org.example.kind": "test image", "stage": "dev"}
+    assert config.volumes == ("/data",)
+    assert config.entrypoint is not None and config.cmd == ("default-arg",)
+    rootfs = await store.rootfs("kltest/user:1")
+    copied = rootfs.lowerdirs[2] / "data/a.txt"
+    assert (os.stat(copied).st_uid, os.stat(copied).st_gid) == (65534, 65534)
+    assert not (rootfs.lowerdirs[2] / "data/c.md").exists()
+    code, out = await run_image(store, "kltest/user:1", kltest_dir)
+    assert code == 0, out
+    assert out == "65534\n/data:\na.txt\nb.txt\ndir\n\n/data/dir:\ninner\ndefault-arg\n"
+
+
+async def test_entrypoint_resets_inherited_cmd(store: ImageStore, kltest_dir: Path) -> None:
+    ctx = make_context(kltest_dir / "ctx3", "FROM busybox\nENTRYPOINT echo hi\n", {})
+    result = await Builder(store, output=Sink()).build(ctx, tags=["kltest/ep:1"])
+    config = store.config(result.manifest_digest)
+    assert config.entrypoint == ("/bin/sh", "-c", "echo hi")
+    assert config.cmd is None  # busybox's CMD ["sh"] is dropped, as in Docker
+    assert await run_image(store, "kltest/ep:1", kltest_dir) == (0, "hi\n")
+
+
+async def test_failing_run_reports_step_and_exit_code(store: ImageStore, kltest_dir: Path) -> None:
+    ctx = make_context(kltest_dir / "ctx4", "FROM busybox\nRUN echo before && exit 7\n", {})
+    sink = Sink()
+    with pytest.raises(BuildError, match=r"step 2/2 .*returned a non-zero code: 7"):
+        await Builder(store, output=sink).build(ctx, tags=["kltest/fail:1"])
+    assert "before" in sink.text
+    assert not store.has_image("kltest/fail:1")
+    assert list((store.root / "tmp").iterdir()) == []  # staging removed
+    assert not [line for line in host_mounts() if "kltest" in line]
+
+
+async def test_scratch_and_add_extracts_local_tar(store: ImageStore, kltest_dir: Path) -> None:
+    ctx = kltest_dir / "ctx5"
+    ctx.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("pkg/hello")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    (ctx / "files.tar.gz").write_bytes(buf.getvalue())
+    (ctx / "Dockerfile").write_text('FROM scratch\nADD files.tar.gz /opt/\nCMD ["/opt/pkg/hello"]\n')
+    result = await Builder(store, output=Sink()).build(ctx, tags=["kltest/scratch:1"])
+    manifest = store.manifest(result.manifest_digest)
+    assert len(manifest.layers) == 1
+    rootfs = await store.rootfs("kltest/scratch:1")
+    assert (rootfs.lowerdirs[0] / "opt/pkg/hello").read_text() == "hello"
+
+
+async def test_copy_outside_context_is_refused(store: ImageStore, kltest_dir: Path) -> None:
+    (kltest_dir / "outside.txt").write_text("secret")
+    ctx = make_context(kltest_dir / "ctx6", "FROM busybox\nCOPY ../outside.txt /x\n", {})
+    os.symlink(kltest_dir, ctx / "up")
+    with pytest.raises(BuildError, match="outside the build context"):
+        await Builder(store, output=Sink()).build(ctx)
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY up/outside.txt /x\n")
+    with pytest.raises(BuildError, match="outside the build context"):
+        await Builder(store, output=Sink()).build(ctx)
