@@ -1,0 +1,141 @@
+"""Bad input gets a clear error and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.http import Http, deployment, pod
+
+PODS = "/api/v1/namespaces/default/pods"
+DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+@pytest.fixture
+async def http(apiserver):
+    h = Http(apiserver.url)
+    yield h
+    await h.close()
+
+
+async def _revision(http: Http) -> str:
+    _, listed = await http.get("/api/v1/pods")
+    return listed["metadata"]["resourceVersion"]
+
+
+async def test_invalid_values_list_every_bad_field_and_store_nothing(http):
+    before = await _revision(http)
+    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name", "labels": {"ok": "no spaces"}},
+           "spec": {"restartPolicy": "Sometimes",
+                    "containers": [{"name": "web", "image": "busybox",
+                                    "ports": [{"containerPort": 70000}],
+                                    "resources": {"limits": {"cpu": "lots", "memory": "128Mi"}}},
+                                   {"name": "web"}]}}
+    code, status = await http.post(PODS, bad)
+    assert code == 422
+    assert status["reason"] == "Invalid"
+    fields = {c["field"] for c in status["details"]["causes"]}
+    assert fields >= {"metadata.name", "metadata.labels[ok]", "spec.restartPolicy",
+                      "spec.containers[0].ports[0].containerPort", "spec.containers[0].resources.limits[cpu]",
+                      "spec.containers[1].name", "spec.containers[1].image"}
+    assert status["message"].startswith('Pod "Bad_Name" is invalid: [')
+    assert await _revision(http) == before
+
+
+async def test_type_errors_are_all_reported(http):
+    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
+           "spec": {"containers": [{"image": "busybox", "ports": [{"containerPort": "eighty"}]}],
+                    "terminationGracePeriodSeconds": "soon"}}
+    code, status = await http.post(PODS, bad)
+    assert code == 422
+    fields = {c["field"] for c in status["details"]["causes"]}
+    assert fields == {"spec.containers[0].name", "spec.containers[0].ports[0].containerPort",
+                      "spec.terminationGracePeriodSeconds"}
+
+
+async def test_deployment_selector_must_match_template(http):
+    body = deployment("web")
+    body["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+    code, status = await http.post(DEPLOYS, body)
+    assert code == 422
+    causes = status["details"]["causes"]
+    assert causes[0]["field"] == "spec.template.metadata.labels"
+    assert "`selector` does not match template `labels`" in causes[0]["message"]
+
+
+@pytest.mark.parametrize("mode,code,stored", [("Strict", 422, False), ("Warn", 201, True), ("Ignore", 201, True)])
+async def test_unknown_fields_follow_field_validation(http, mode, code, stored):
+    body = pod("web")
+    body["spec"]["containers"][0]["bogus"] = 1
+    body["spec"]["alsoBogus"] = {"x": 1}
+    got, reply = await http.post(PODS, body, params={"fieldValidation": mode})
+    assert got == code
+    if mode == "Strict":
+        assert {c["field"] for c in reply["details"]["causes"]} == {"spec.containers[0].bogus", "spec.alsoBogus"}
+    else:
+        assert "bogus" not in reply["spec"]["containers"][0] and "alsoBogus" not in reply["spec"]
+        warnings = http.last_headers.getall("Warning", [])
+        assert (len(warnings) == 2) == (mode == "Warn")
+    assert ((await http.get(f"{PODS}/web"))[0] == 200) == stored
+
+
+async def test_unenforced_fields_are_accepted_with_a_warning(http):
+    body = pod("web")
+    body["spec"]["securityContext"] = {"runAsNonRoot": True}
+    code, _ = await http.post(PODS, body)
+    assert code == 201
+    warnings = http.last_headers.getall("Warning", [])
+    assert any("spec.securityContext" in w and "not enforced" in w for w in warnings)
+
+
+async def test_malformed_bodies_are_400(http):
+    code, status = await http.post(PODS, raw=b'{"apiVersion": "v1", "kind": ')
+    assert code == 400 and status["reason"] == "BadRequest"
+    code, status = await http.post(PODS, raw=b"kind: Pod\nmetadata: [unclosed", content_type="application/yaml")
+    assert code == 400
+    code, status = await http.post(PODS, raw=b"[1, 2]")
+    assert code == 400
+
+
+async def test_yaml_bodies_are_accepted(http):
+    yaml_pod = b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: y\nspec:\n  containers:\n  - name: c\n    image: busybox\n"
+    code, created = await http.post(PODS, raw=yaml_pod, content_type="application/yaml")
+    assert code == 201 and created["metadata"]["name"] == "y"
+
+
+async def test_kind_mismatch_is_400(http):
+    code, status = await http.post(PODS, deployment("web"))
+    assert code == 400
+
+
+async def test_bodies_over_3_mib_are_413_and_store_nothing(http):
+    body = pod("huge")
+    body["metadata"]["annotations"] = {"blob": "x" * (3 * 1024 * 1024 + 10)}
+    code, status = await http.post(PODS, body)
+    assert code == 413
+    assert status["kind"] == "Status" and status["reason"] == "RequestEntityTooLarge"
+    assert (await http.get(f"{PODS}/huge"))[0] == 404
+
+
+async def test_unknown_paths_are_404_status(http):
+    code, status = await http.get("/api/v1/widgets")
+    assert code == 404 and status["kind"] == "Status"
+    code, _ = await http.get("/apis/apps/v1/namespaces/default/deployments/x/bogus")
+    assert code == 404
+
+
+async def test_bad_selectors_are_400(http):
+    code, status = await http.get(PODS, params={"labelSelector": "app in (a"})
+    assert code == 400
+    code, status = await http.get(PODS, params={"fieldSelector": "spec.bogus=x"})
+    assert code == 400 and "field label not supported" in status["message"]
+
+
+async def test_patch_errors_change_nothing(http):
+    _, created = await http.post(PODS, pod("web", labels={"a": "1"}))
+    code, status = await http.patch(f"{PODS}/web", [{"op": "test", "path": "/metadata/labels/a", "value": "2"},
+                                                   {"op": "remove", "path": "/metadata/labels/a"}], kind="json")
+    assert code == 422
+    code, status = await http.patch(f"{PODS}/web", {"metadata": {"labels": {"a": "not valid!"}}})
+    assert code == 422
+    _, current = await http.get(f"{PODS}/web")
+    assert current["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
