@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from api.quantity import (
@@ -208,12 +208,13 @@ def test_format_parse_round_trip(value: Fraction, binary: bool) -> None:
 
 @FAST
 @given(st.integers(min_value=-(10**9), max_value=10**9), st.sampled_from(["", "m", "k", "Ki", "Mi", "e3", "e-2", "E"]))
+@example(7812500, "e-2")
 def test_canonical_quantity_is_a_fixed_point(n: int, suffix: str) -> None:
     text = f"{n}{suffix}"
     once = canonical_quantity(text)
     assert canonical_quantity(once) == once
     assert parse_quantity(once) == parse_quantity(text)
-    assert quantity_format(once) == quantity_format(text) or parse_quantity(text) == 0 or abs(n) < 1024
+    # (The format may change: "7812500e-2" prints as "78125", which then reads as SI, as in Kubernetes.)
 
 
 @FAST
