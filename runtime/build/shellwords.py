@@ -69,7 +69,18 @@ def _process(text: str, env: Mapping[str, str], *, split: bool) -> list[str]:
             i += 1
         elif c == "$":
             value, i = _variable(text, i, env)
-            cur.append(value)
+            if not split:
+                cur.append(value)
+                continue
+            for ch in value:  # an unquoted value is split on whitespace, as a shell would
+                if ch in " \t\r\n":
+                    if in_word and cur:
+                        words.append("".join(cur))
+                        cur = []
+                    in_word = False
+                else:
+                    cur.append(ch)
+                    in_word = True
         else:
             cur.append(c)
             i += 1

@@ -1,0 +1,117 @@
+"""Dockerfile parsing, word expansion, .dockerignore and config rules: pure, no I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.build.context import DockerIgnore
+from runtime.build.dockerfile import DockerfileError, parse_dockerfile
+from runtime.build.metadata import DEFAULT_SHELL, apply
+from runtime.build.shellwords import WordError, process_word, split_words
+from runtime.images.config import ImageConfig
+
+
+def test_continuations_comments_flags_and_forms() -> None:
+    text = """\
+# syntax=docker/dockerfile:1
+FROM busybox AS base
+RUN echo a \\
+    # a comment inside a continuation is skipped
+    && echo b
+
+COPY --chown=1:2 ["a b", "/dst/"]
+CMD ["sh", "-c", "echo hi"]
+entrypoint echo lower-case keyword
+"""
+    ins = parse_dockerfile(text)
+    assert [i.keyword for i in ins] == ["FROM", "RUN", "COPY", "CMD", "ENTRYPOINT"]
+    assert ins[1].args == "echo a && echo b" and ins[1].line == 3 and ins[1].exec_form is None
+    assert ins[2].flags == {"chown": "1:2"} and ins[2].exec_form == ["a b", "/dst/"]
+    assert ins[3].exec_form == ["sh", "-c", "echo hi"]
+    assert ins[4].text == "ENTRYPOINT echo lower-case keyword"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("FROM busybox\nFROB x\n", "line 2: unknown instruction: FROB"),
+        ("FROM busybox\nCOPY --bogus=1 a b\n", "unknown flag"),
+        ("FROM busybox\nWORKDIR\n", "WORKDIR requires at least one argument"),
+    ],
+)
+def test_parse_errors_name_the_line(text: str, message: str) -> None:
+    with pytest.raises(DockerfileError, match=message):
+        parse_dockerfile(text)
+
+
+def test_not_json_is_shell_form() -> None:
+    (ins,) = parse_dockerfile("RUN [ -f /x ] && echo yes\n")
+    assert ins.exec_form is None
+
+
+ENV = {"A": "1", "EMPTY": "", "SP": "a b"}
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("$A", "1"),
+        ("${A}x", "1x"),
+        ("${MISSING:-dflt}", "dflt"),
+        ("${EMPTY:-dflt}", "dflt"),
+        ("${A:+alt}", "alt"),
+        ("${MISSING:+alt}", ""),
+        ("'$A'", "$A"),
+        ('"$A and $SP"', "1 and a b"),
+        ("\\$A", "$A"),
+        ("cost$", "cost$"),
+    ],
+)
+def test_process_word(word: str, expected: str) -> None:
+    assert process_word(word, ENV) == expected
+
+
+def test_split_words_keeps_quoted_spaces() -> None:
+    assert split_words("k=\"v 1\" x=$SP 'y z'", ENV) == ["k=v 1", "x=a", "b", "y z"]
+    with pytest.raises(WordError):
+        split_words('"open', ENV)
+
+
+@pytest.mark.parametrize(
+    ("path", "ignored"),
+    [
+        ("secret.key", True),
+        ("sub/secret.key", False),  # "*.key" matches at the top only, as in Docker
+        ("node_modules/x/y.js", True),
+        ("docs/a/b/c.md", True),
+        ("docs/keep.md", False),  # re-included by the exception
+        (".git/config", True),
+        ("src/main.py", False),
+    ],
+)
+def test_dockerignore(path: str, ignored: bool) -> None:
+    rules = DockerIgnore(["# comment", "*.key", "node_modules", "docs/**/*.md", "!docs/keep.md", "/.git"])
+    assert rules.ignored(path) is ignored
+
+
+def _apply(config: ImageConfig, line: str, *, cmd_set: bool = False) -> ImageConfig:
+    (ins,) = parse_dockerfile(line)
+    return apply(config, ins, {**config.env_dict, "V": "val"}, shell=DEFAULT_SHELL, cmd_set=cmd_set)
+
+
+def test_config_rules() -> None:
+    base = ImageConfig(cmd=("sh",), working_dir="/")
+    c = _apply(base, 'ENV A=1 B="two words" C=$V')
+    assert c.env_dict == {"A": "1", "B": "two words", "C": "val"}
+    assert _apply(base, "ENV LEGACY some value").env_dict == {"LEGACY": "some value"}
+    c = _apply(_apply(base, "WORKDIR /app"), "WORKDIR sub/../src")
+    assert c.working_dir == "/app/src"
+    assert _apply(base, "EXPOSE 80 53/udp").exposed_ports == ("53/udp", "80/tcp")
+    assert _apply(base, "CMD echo hi").cmd == ("/bin/sh", "-c", "echo hi")
+    # ENTRYPOINT drops an inherited CMD but keeps one set earlier in the same Dockerfile.
+    assert _apply(base, 'ENTRYPOINT ["/bin/app"]').cmd is None
+    kept = _apply(base, 'ENTRYPOINT ["/bin/app"]', cmd_set=True)
+    assert kept.cmd == ("sh",) and kept.argv == ["/bin/app", "sh"]
+    assert _apply(base, 'VOLUME ["/a", "/b"]').volumes == ("/a", "/b")
+    assert _apply(base, 'LABEL a=1 "b c"=2').labels == {"a": "1", "b c": "2"}
