@@ -11,6 +11,9 @@ Invariants, whatever the archive holds:
   this module never follows a symlink itself (O_NOFOLLOW, lchown, lstat);
 - hardlinks must point at a regular file already extracted into this layer;
 - device nodes are refused, except char 0/0, which overlayfs reads as a whiteout.
+Extended attributes from PAX headers are restored only for `user.*` and
+`security.capability` (file capabilities, e.g. ping's); `trusted.*` ones are
+dropped, since `trusted.overlay.*` would let a layer steer overlayfs itself.
 Whiteouts are converted to the overlayfs form: `.wh.NAME` becomes a char 0/0
 device NAME, `.wh..wh..opq` sets `trusted.overlay.opaque=y` on its directory.
 
@@ -35,6 +38,7 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 _COPY_CHUNK = 1 << 20
+_PAX_XATTR = "SCHILY.xattr."
 
 
 class UnpackError(ImageError):
@@ -215,4 +219,10 @@ def _apply_meta(path: Path, member: tarfile.TarInfo) -> None:
         # Not a symlink (we just created it in our private dir), so plain chmod is safe;
         # Linux has no lchmod.
         os.chmod(path, stat.S_IMODE(member.mode))
+    for key, value in member.pax_headers.items():
+        name = key.removeprefix(_PAX_XATTR)
+        if name != key and (name == "security.capability" or name.startswith("user.")):
+            # After chown, which clears security.capability. Values are bytes that
+            # tarfile decoded with surrogateescape; encoding back restores them exactly.
+            os.setxattr(path, name, value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
     os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)

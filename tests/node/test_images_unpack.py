@@ -118,6 +118,19 @@ def test_regular_layer_with_links_whiteouts_and_opaque_dirs(kltest_dir: Path) ->
     assert os.lstat(dest / "dev/wh").st_rdev == 0
 
 
+def test_xattrs_user_and_capabilities_kept_trusted_dropped(kltest_dir: Path) -> None:
+    info = member("ping", mode=0o755)
+    info.pax_headers = {
+        "SCHILY.xattr.user.note": "hello",
+        "SCHILY.xattr.trusted.overlay.redirect": "/etc",
+        "SCHILY.xattr.trusted.overlay.opaque": "y",
+    }
+    dest = kltest_dir / "layer"
+    unpack_layer(io.BytesIO(make_tar([(info, b"bin")])), dest, label="sha256:x")
+    assert os.getxattr(dest / "ping", "user.note") == b"hello"
+    assert not [a for a in os.listxattr(dest / "ping") if a.startswith("trusted.")]
+
+
 _components = st.sampled_from(["a", "b", "..", ".", "", "c d", ".wh.a", ".wh..wh..opq"])
 _paths = st.lists(_components, min_size=1, max_size=4).map("/".join) | st.just("/abs")
 _entries = st.lists(
