@@ -20,7 +20,7 @@ from api.patch import (
     parse_pointer,
 )
 
-FAST = settings(max_examples=150, deadline=None)
+FAST = settings(max_examples=100, deadline=None)
 
 scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-5, 5, allow_nan=False) | st.text(max_size=3)
 keys = st.text(alphabet="ab/~-0", max_size=3)

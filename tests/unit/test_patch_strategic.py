@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from api.patch import PatchError, PatchSchema, merge_patch, strategic_merge_patch, strategy_for
 
-FAST = settings(max_examples=150, deadline=None)
+FAST = settings(max_examples=100, deadline=None)
 DEPLOYMENT = strategy_for("Deployment")
 POD = strategy_for("Pod")
 
@@ -321,7 +321,7 @@ def test_unknown_kind_gets_metadata_rules_only() -> None:
 
 keys = st.sampled_from(["a", "b", "c", "name", "image"])
 scalars = st.none() | st.booleans() | st.integers(-3, 3) | st.text(alphabet="xy", max_size=2)
-no_list_values = st.recursive(scalars, lambda children: st.dictionaries(keys, children, max_size=3), max_leaves=10)
+no_list_values = st.recursive(scalars, lambda children: st.dictionaries(keys, children, max_size=3), max_leaves=8)
 no_list_objects = st.dictionaries(keys, no_list_values, max_size=4)
 
 
