@@ -42,7 +42,7 @@ from runtime.images.digest import short_id
 from runtime.images.errors import ImageError
 from runtime.images.importer import DEFAULT_PATH, add_layer_from_dir
 from runtime.images.oci import OCI_LAYER_GZIP, Descriptor
-from runtime.images.pull import ensure_image
+from runtime.images.pull import PullError, ensure_image
 from runtime.images.store import ImageStore
 from runtime.images.unpack import extract_tar
 
@@ -186,7 +186,13 @@ class Builder:
         image = words[0]
         if image == "scratch":
             return _State(config=ImageConfig(), layers=[], lowerdirs=[], chain=step_key("scratch", "", ""))
-        rootfs = await ensure_image(self.store, image, policy="IfNotPresent", progress=self._say)
+        try:
+            rootfs = await ensure_image(self.store, image, policy="IfNotPresent", progress=self._say)
+        except PullError as err:
+            raise BuildError(
+                f"base image {image} is not in the local store and could not be pulled ({err}); "
+                "`kubelite image import --busybox` makes busybox:latest without network"
+            ) from err
         manifest = self.store.manifest(rootfs.manifest_digest)
         config = dataclasses.replace(rootfs.config, created="")
         return _State(

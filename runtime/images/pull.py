@@ -29,8 +29,13 @@ async def ensure_image(
     policy: PullPolicy = "IfNotPresent",
     insecure: bool = False,
     progress: Callable[[str], None] | None = None,
+    lease: str | None = None,
 ) -> ImageRootfs:
-    """Make `reference` present per `policy`, unpack its layers and return its rootfs."""
+    """Make `reference` present per `policy`, unpack its layers and return its rootfs.
+
+    Pass the container's id as `lease` so GC keeps the layers while it exists;
+    release it with `store.release(container_id)` when the container is removed.
+    """
     ref = reference if isinstance(reference, Reference) else parse_reference(reference)
     present = store.has_image(ref)
     if policy == "Never" and not present:
@@ -41,4 +46,4 @@ async def ensure_image(
                 await client.pull(ref)
         except ImageError as err:
             raise PullError(f"failed to pull image {ref}: {err}") from err
-    return await store.rootfs(ref)
+    return await store.rootfs(ref, lease=lease)

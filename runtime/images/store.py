@@ -3,13 +3,18 @@
     <root>/oci/            OCI image layout (blobs, index.json with name:tag entries)
     <root>/layers/<hex>/   layer sha256:<hex> unpacked, overlayfs-ready (whiteouts converted)
     <root>/tmp/            staging for blobs and layers being unpacked
+    <root>/leases/<name>   manifest digest an existing container runs from (a GC root)
 
 Invariants:
 - every blob is verified against its digest before it becomes visible (see layout.py);
 - a layer is unpacked at most once; a directory under layers/ exists only when
   complete, and its content is the verified uncompressed layer (its diff_id is
   checked while extracting when the image config names one);
-- `rootfs()` returns lowerdirs in overlayfs order: the top-most layer first.
+- `rootfs()` returns lowerdirs in overlayfs order: the top-most layer first;
+- GC never removes what a tag or a lease references: a container's layers are
+  lower dirs of a live overlay mount, and changing them under it is undefined
+  behaviour in overlayfs. The runtime takes a lease (named after the container)
+  before it mounts and releases it when the container is removed.
 The store is the node's single source of truth for images: the kubelet, the
 container runtime, the builder and the registry client all go through it.
 """
@@ -22,6 +27,7 @@ import fcntl
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -72,6 +78,9 @@ class GcResult:
     bytes_freed: int
 
 
+_LEASE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+
+
 class _HashingReader:
     """Reads through to `inner`, hashing everything read (for the diff_id check)."""
 
@@ -94,9 +103,11 @@ class ImageStore:
         self.root = root
         self.layout = OciLayout(root / "oci", tmp_dir=root / "tmp")
         self.layers_dir = root / "layers"
+        self.leases_dir = root / "leases"
         try:
             self.layout.init()
             self.layers_dir.mkdir(parents=True, exist_ok=True)
+            self.leases_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"failed to initialise image store at {root}: {err}") from err
 
@@ -254,9 +265,15 @@ class ImageStore:
                 )
         return dest
 
-    async def rootfs(self, ref: str | Reference) -> ImageRootfs:
-        """Resolve `ref` to its unpacked layers (top-most first) and config, unpacking as needed."""
+    async def rootfs(self, ref: str | Reference, *, lease: str | None = None) -> ImageRootfs:
+        """Resolve `ref` to its unpacked layers (top-most first) and config, unpacking as needed.
+
+        With `lease`, the image is leased under that name before anything is
+        unpacked, so a concurrent GC cannot remove its layers (see `lease`).
+        """
         digest = self.resolve(ref)
+        if lease is not None:
+            self.lease(lease, digest)
         manifest = self.manifest(digest)
         config = self.config(digest)
         diff_ids: list[str | None] = list(config.diff_ids)
@@ -267,15 +284,42 @@ class ImageStore:
             dirs.append(await asyncio.to_thread(self.unpack_sync, layer, diff_id=diff_id))
         return ImageRootfs(str(ref), digest, list(reversed(dirs)), config)
 
+    # leases: what running containers use
+
+    def _lease_path(self, name: str) -> Path:
+        if not _LEASE_RE.match(name):
+            raise StoreError(f"invalid lease name {name!r}: use letters, digits, '.', '_' and '-'")
+        return self.leases_dir / name
+
+    def lease(self, name: str, manifest_digest: str) -> None:
+        """Protect an image from GC while `name` (a container id) uses it; idempotent."""
+        path = self._lease_path(name)
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(parse_digest(manifest_digest))
+        os.rename(tmp, path)
+
+    def release(self, name: str) -> None:
+        """Drop lease `name`; its image becomes collectable unless tagged or leased elsewhere."""
+        self._lease_path(name).unlink(missing_ok=True)
+
+    def leases(self) -> dict[str, str]:
+        out = {}
+        for path in self.leases_dir.iterdir():
+            if not path.name.startswith("."):
+                with contextlib.suppress(OSError, ImageError):
+                    out[path.name] = parse_digest(path.read_text().strip())
+        return out
+
     # garbage collection
 
     def gc(self, *, keep: Iterable[str] = (), min_age: float = 0.0) -> GcResult:
-        """Remove blobs and unpacked layers no tagged image (nor a manifest in `keep`) uses.
+        """Remove blobs and unpacked layers that no tag, lease or manifest in `keep` uses.
 
         `min_age` spares anything younger, so a concurrent pull or build whose
         blobs are not tagged yet is not collected from under it.
         """
         roots = {d.digest for d in self.layout.read_index()} | {parse_digest(k) for k in keep}
+        roots |= set(self.leases().values())
         live: set[str] = set()
         for digest in roots:
             live.add(digest)

@@ -117,6 +117,19 @@ async def test_tag_remove_and_gc(store: ImageStore) -> None:
     assert store.layout.all_blobs() == []
 
 
+async def test_leased_image_survives_untag_and_gc(store: ImageStore) -> None:
+    import_busybox(store)
+    rootfs = await store.rootfs("busybox", lease="kltest-container-1")
+    store.untag("busybox:latest")
+    assert store.gc().layers_removed == 0
+    assert (rootfs.lowerdirs[0] / "bin/busybox").is_file()
+    assert store.leases() == {"kltest-container-1": rootfs.manifest_digest}
+    store.release("kltest-container-1")
+    assert store.gc().layers_removed == 1
+    with pytest.raises(Exception, match="invalid lease name"):
+        store.lease("../x", rootfs.manifest_digest)
+
+
 def test_cli_import_build_ls_inspect_rm(kltest_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = ["--root", str(kltest_dir / "state")]
     assert kubelite(["image", "import", "--busybox", *root]) == 0
