@@ -14,11 +14,13 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from runtime.images.busybox import import_busybox
 from runtime.images.config import ImageConfig
 from runtime.images.importer import import_rootfs
+from runtime.images.oci import OCI_INDEX, canonical_json
 from runtime.images.pull import PullError, ensure_image
 from runtime.images.registry import RegistryClient, RegistryError
 from runtime.images.store import ImageStore
@@ -30,9 +32,7 @@ REGISTRY = shutil.which("docker-registry")
 pytestmark = [
     pytest.mark.root,
     needs_root,
-    pytest.mark.skipif(
-        REGISTRY is None, reason="docker-registry not installed (apt-get install docker-registry)"
-    ),
+    pytest.mark.skipif(REGISTRY is None, reason="docker-registry not installed (apt-get install docker-registry)"),
 ]
 
 
@@ -122,9 +122,7 @@ async def test_push_then_pull_gives_identical_digests(
 async def test_cross_repository_mount(registry: str, busybox_store: ImageStore) -> None:
     async with RegistryClient(busybox_store) as client:
         await client.push("busybox:latest", f"{registry}/kltest/mount-src:1")
-        result = await client.push(
-            "busybox:latest", f"{registry}/kltest/mount-dst:1", mount_from="kltest/mount-src"
-        )
+        result = await client.push("busybox:latest", f"{registry}/kltest/mount-dst:1", mount_from="kltest/mount-src")
     assert result.transferred == []
     assert len(result.mounted) == 2
 
@@ -190,9 +188,7 @@ async def test_skopeo_reads_what_we_pushed(registry: str, busybox_store: ImageSt
     assert info["Layers"] == [d.digest for d in busybox_store.manifest(pushed.manifest_digest).layers]
 
 
-@pytest.mark.skipif(
-    shutil.which("skopeo") is None or shutil.which("umoci") is None, reason="needs skopeo and umoci"
-)
+@pytest.mark.skipif(shutil.which("skopeo") is None or shutil.which("umoci") is None, reason="needs skopeo and umoci")
 async def test_skopeo_and_umoci_read_our_oci_layout(busybox_store: ImageStore, kltest_dir: Path) -> None:
     layout = busybox_store.layout.root
     copy = await asyncio.create_subprocess_exec(
@@ -221,3 +217,57 @@ async def test_skopeo_and_umoci_read_our_oci_layout(busybox_store: ImageStore, k
     assert unpack.returncode == 0, err.decode()
     assert (bundle / "rootfs/bin/busybox").is_file()
     assert ImageConfig().cmd is None  # (sanity: our config type is importable alongside)
+
+
+async def test_pull_docker_v2s2_pushed_by_skopeo(registry: str, busybox_store: ImageStore, kltest_dir: Path) -> None:
+    """An image another tool pushed in Docker's schema 2 format pulls with the registry's digest."""
+    remote = f"{registry}/kltest/v2s2:1"
+    copy = await asyncio.create_subprocess_exec(
+        "skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--format", "v2s2",
+        f"oci:{busybox_store.layout.root}:busybox:latest", f"docker://{remote}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await copy.communicate()
+    assert copy.returncode == 0, err.decode()
+    inspect = await asyncio.create_subprocess_exec(
+        "skopeo", "inspect", "--tls-verify=false", f"docker://{remote}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await inspect.communicate()
+    assert inspect.returncode == 0, err.decode()
+    store = ImageStore(kltest_dir / "v2s2")
+    async with RegistryClient(store) as client:
+        pulled = await client.pull(remote)
+    assert pulled.manifest_digest == json.loads(out)["Digest"]
+    assert store.manifest(pulled.manifest_digest).media_type == "application/vnd.docker.distribution.manifest.v2+json"
+    rootfs = await store.rootfs(remote)
+    assert (rootfs.lowerdirs[0] / "bin/busybox").is_file()
+
+
+async def test_pull_through_an_image_index(registry: str, busybox_store: ImageStore, kltest_dir: Path) -> None:
+    """A multi-platform tag (OCI index) resolves to the linux/amd64 manifest."""
+    digest = busybox_store.resolve("busybox:latest")
+    async with RegistryClient(busybox_store) as client:
+        await client.push("busybox:latest", f"{registry}/kltest/multi:plain")
+    size = len(busybox_store.layout.read_blob(digest))
+    index = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size,
+                 "platform": {"os": "linux", "architecture": "amd64"}},
+            ],
+        }
+    )  # fmt: skip
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(
+            f"http://{registry}/v2/kltest/multi/manifests/multi", data=index, headers={"Content-Type": OCI_INDEX}
+        ) as resp,
+    ):
+        assert resp.status == 201, await resp.text()
+    store = ImageStore(kltest_dir / "multi")
+    async with RegistryClient(store) as client:
+        pulled = await client.pull(f"{registry}/kltest/multi:multi")
+    assert pulled.manifest_digest == digest
