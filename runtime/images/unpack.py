@@ -76,8 +76,11 @@ def extract_tar(fileobj: BinaryIO, root: Path, *, label: str, whiteouts: bool) -
                 if dir_entry is not None:
                     dir_meta.append((dir_entry, member))
         # Directory modes and times last: extracting children would bump mtimes.
+        # A later member may have replaced the directory (say, by a symlink to
+        # /etc): only apply to what is still a directory, or chmod would follow it.
         for path, member in reversed(dir_meta):
-            _apply_meta(path, member)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                _apply_meta(path, member)
     except _Refused as err:
         raise UnpackError(f"failed to unpack layer {label}: member {name!r} {err}") from None
     except (tarfile.TarError, OSError, EOFError) as err:

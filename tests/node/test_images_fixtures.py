@@ -80,5 +80,5 @@ def member(
     info.type = kind
     info.linkname = link
     info.devmajor, info.devminor = major, minor
-    info.mode = 0o755 if kind == tarfile.DIRTYPE else mode
+    info.mode = 0o755 if kind == tarfile.DIRTYPE and mode == 0o644 else mode
     return info

@@ -118,6 +118,17 @@ def test_regular_layer_with_links_whiteouts_and_opaque_dirs(kltest_dir: Path) ->
     assert os.lstat(dest / "dev/wh").st_rdev == 0
 
 
+def test_directory_replaced_by_symlink_keeps_outside_metadata(kltest_dir: Path) -> None:
+    """Directory metadata is applied last; by then the name may be a symlink, which must not be followed."""
+    outside = kltest_dir / "outside"
+    outside.mkdir(mode=0o755)
+    os.chmod(outside, 0o755)
+    data = make_tar([member("d", DIR, mode=0o777), member("d", SYM, link=str(outside))])
+    unpack_layer(io.BytesIO(data), kltest_dir / "layer", label="sha256:x")
+    assert os.readlink(kltest_dir / "layer/d") == str(outside)
+    assert stat.S_IMODE(os.stat(outside).st_mode) == 0o755
+
+
 def test_xattrs_user_and_capabilities_kept_trusted_dropped(kltest_dir: Path) -> None:
     info = member("ping", mode=0o755)
     info.pax_headers = {
