@@ -2,7 +2,9 @@
 
     schedule(snapshot, pod, profile)
       1. prepare   every plugin precomputes what it needs from the pod (and the
-                   snapshot) once, into the CycleState;
+                   snapshot) once, into the CycleState, and may declare that it has
+                   nothing to check or score for this pod (no host ports, no
+                   affinity...), which takes it out of the per-node loops;
       2. filter    each node runs the filters in profile order, cheap ones first; the
                    first filter that rejects a node records its reasons and the rest
                    are skipped for that node;
@@ -75,10 +77,16 @@ class Snapshot:
 
 @dataclass(slots=True)
 class CycleState:
-    """Per-pod scratch space: plugins store what they precompute under their name."""
+    """Per-pod scratch space: plugins store what they precompute under their name.
+
+    A plugin whose verdict cannot depend on the node for this pod (it would pass, or
+    score equally, everywhere) adds its name to `skip_filter` / `skip_score`.
+    """
 
     pod: PodInfo
     data: dict[str, Any] = field(default_factory=dict)
+    skip_filter: set[str] = field(default_factory=set)
+    skip_score: set[str] = field(default_factory=set)
 
 
 class Plugin(Protocol):
@@ -174,6 +182,8 @@ def tie_break(pod: PodInfo, node_name: str) -> int:
 def run_filters(profile: Profile, state: CycleState, node: NodeInfo) -> Reasons:
     """The reasons of the first filter that rejects `node`, or () if all pass."""
     for plugin in profile.filters:
+        if plugin.name in state.skip_filter:
+            continue
         reasons = plugin.filter(state, node)
         if reasons:
             return reasons
@@ -186,12 +196,16 @@ def schedule(snapshot: Snapshot, pod: PodInfo, profile: Profile) -> ScheduleResu
     for plugin in _unique_plugins(profile):
         plugin.prepare(state, snapshot)
 
+    # This loop runs nodes x filters times per pod: the hot spot of the scheduler.
+    filters = [f.filter for f in profile.filters if f.name not in state.skip_filter]
     feasible: list[NodeInfo] = []
     diagnosis: dict[str, Reasons] = {}
     for node in snapshot.nodes:
-        reasons = run_filters(profile, state, node)
-        if reasons:
-            diagnosis[node.name] = reasons
+        for check in filters:
+            reasons = check(state, node)
+            if reasons:
+                diagnosis[node.name] = reasons
+                break
         else:
             feasible.append(node)
 
@@ -201,13 +215,16 @@ def schedule(snapshot: Snapshot, pod: PodInfo, profile: Profile) -> ScheduleResu
         return ScheduleResult(feasible[0].name, feasible=1)
 
     totals = score_nodes(profile, state, feasible)
-    best = max(feasible, key=lambda n: (totals[n.name], tie_break(pod, n.name)))
-    return ScheduleResult(best.name, feasible=len(feasible), scores=totals)
+    top = max(totals.values())
+    best = max((name for name, total in totals.items() if total == top), key=lambda name: tie_break(pod, name))
+    return ScheduleResult(best, feasible=len(feasible), scores=totals)
 
 
 def score_nodes(profile: Profile, state: CycleState, nodes: Sequence[NodeInfo]) -> dict[str, int]:
     totals = dict.fromkeys((n.name for n in nodes), 0)
     for scorer in profile.scorers:
+        if scorer.plugin.name in state.skip_score:
+            continue  # it would add the same amount to every node
         raw = [scorer.plugin.score(state, n) for n in nodes]
         normalized = scorer.plugin.normalize(raw)
         for node, value in zip(nodes, normalized, strict=True):

@@ -15,19 +15,13 @@ import uuid
 from typing import Any
 
 from api.client import Client
+from api.events import EventRecorder
 from scheduler.scheduler import DEFAULT_SCHEDULER_NAME, EventSink, Scheduler
 
 __all__ = ["LEASE_NAME", "LEASE_NAMESPACE", "run_scheduler"]
 
 LEASE_NAME = "kube-scheduler"
 LEASE_NAMESPACE = "kube-system"
-
-
-def _default_recorder(client: Client, scheduler_name: str) -> EventSink:
-    from api.events import EventRecorder
-
-    recorder: EventSink = EventRecorder(client, component=scheduler_name, host=socket.gethostname())
-    return recorder
 
 
 async def run_scheduler(
@@ -42,10 +36,17 @@ async def run_scheduler(
 ) -> None:
     """Schedule pods until `stop` is set. `options` go to `Scheduler` (bind_concurrency, ...)."""
     stop = stop or asyncio.Event()
-    sink = recorder or _default_recorder(client, scheduler_name)
+    if recorder is not None:
+        await _run(client, stop, leader_elect, identity, recorder, scheduler_name, options)
+        return
+    async with EventRecorder(client, component=scheduler_name, host=socket.gethostname()) as own:
+        await _run(client, stop, leader_elect, identity, own, scheduler_name, options)
 
+
+async def _run(client: Client, stop: asyncio.Event, leader_elect: bool, identity: str | None, recorder: EventSink,
+               scheduler_name: str, options: dict[str, Any]) -> None:
     async def lead() -> None:
-        scheduler = Scheduler(client, recorder=sink, scheduler_name=scheduler_name, **options)
+        scheduler = Scheduler(client, recorder=recorder, scheduler_name=scheduler_name, **options)
         await scheduler.run(stop)
 
     if not leader_elect:

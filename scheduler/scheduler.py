@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from api.base import KubeModel
 from api.base import now as wall_now
@@ -67,7 +67,7 @@ ASSIGNED_SELECTOR = "spec.nodeName!="
 class EventSink(Protocol):
     """Where Events go (api.events.EventRecorder); must not block."""
 
-    def event(self, obj: KubeModel, type_: str, reason: str, message: str) -> None: ...
+    def event(self, obj: KubeModel, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None: ...
 
 
 # ---------------------------------------------------------------- pure helpers

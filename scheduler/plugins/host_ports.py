@@ -8,7 +8,7 @@ node hold their ports. Reason wording is Kubernetes':
 
 from __future__ import annotations
 
-from scheduler.framework import BasePlugin, CycleState, Reasons
+from scheduler.framework import BasePlugin, CycleState, Reasons, Snapshot
 from scheduler.nodeinfo import NodeInfo, ports_conflict
 
 __all__ = ["REASON", "HostPorts"]
@@ -18,6 +18,10 @@ REASON = "node(s) didn't have free ports for the requested pod ports"
 
 class HostPorts(BasePlugin):
     name = "HostPorts"
+
+    def prepare(self, state: CycleState, snapshot: Snapshot) -> None:
+        if not state.pod.host_ports:
+            state.skip_filter.add(self.name)
 
     def filter(self, state: CycleState, node: NodeInfo) -> Reasons:
         wanted = state.pod.host_ports

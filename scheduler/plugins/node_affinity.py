@@ -92,8 +92,12 @@ class NodeAffinity(BasePlugin):
         terms = required.node_selector_terms if required is not None else None
         if spec.node_selector or terms is not None:
             state.data[self.name] = _required_matcher(spec.node_selector or {}, terms)
+        else:
+            state.skip_filter.add(self.name)
         preferred = affinity.preferred_during_scheduling_ignored_during_execution if affinity else None
         state.data[self.name + "/preferred"] = preferred or []
+        if not preferred:
+            state.skip_score.add(self.name)
 
     def filter(self, state: CycleState, node: NodeInfo) -> Reasons:
         matcher: NodeMatcher | None = state.data.get(self.name)

@@ -8,7 +8,7 @@ controller scores every node equally.
 
 from __future__ import annotations
 
-from scheduler.framework import MAX_NODE_SCORE, BasePlugin, CycleState
+from scheduler.framework import MAX_NODE_SCORE, BasePlugin, CycleState, Snapshot
 from scheduler.nodeinfo import NodeInfo
 
 __all__ = ["OwnerSpread"]
@@ -16,6 +16,10 @@ __all__ = ["OwnerSpread"]
 
 class OwnerSpread(BasePlugin):
     name = "OwnerSpread"
+
+    def prepare(self, state: CycleState, snapshot: Snapshot) -> None:
+        if not state.pod.owner_uid:
+            state.skip_score.add(self.name)
 
     def score(self, state: CycleState, node: NodeInfo) -> int:
         owner = state.pod.owner_uid

@@ -29,9 +29,9 @@ class ResourcesFit(BasePlugin):
         if len(node.pods) + 1 > node.allowed_pods:
             reasons.append(TOO_MANY_PODS)
         want = state.pod.requests
-        free = node.allocatable - node.requested
-        if want.milli_cpu > 0 and want.milli_cpu > free.milli_cpu:
+        alloc, used = node.allocatable, node.requested
+        if want.milli_cpu > 0 and want.milli_cpu > alloc.milli_cpu - used.milli_cpu:
             reasons.append(INSUFFICIENT_CPU)
-        if want.memory > 0 and want.memory > free.memory:
+        if want.memory > 0 and want.memory > alloc.memory - used.memory:
             reasons.append(INSUFFICIENT_MEMORY)
         return tuple(reasons)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from api.core import Taint, Toleration
-from scheduler.framework import BasePlugin, CycleState, Reasons, normalize_to_max
+from scheduler.framework import BasePlugin, CycleState, Reasons, Snapshot, normalize_to_max
 from scheduler.nodeinfo import NodeInfo
 
 __all__ = ["TaintToleration", "taint_reason", "tolerates", "toleration_matches"]
@@ -47,6 +47,15 @@ def taint_reason(taint: Taint) -> str:
 
 class TaintToleration(BasePlugin):
     name = "TaintToleration"
+
+    def prepare(self, state: CycleState, snapshot: Snapshot) -> None:
+        # One pass over the nodes here saves two calls per node below in the
+        # common cluster where few nodes carry taints.
+        tainted = [n for n in snapshot.nodes if n.taints]
+        if not tainted:
+            state.skip_filter.add(self.name)
+        if not any(t.effect == "PreferNoSchedule" for n in tainted for t in n.taints):
+            state.skip_score.add(self.name)
 
     def filter(self, state: CycleState, node: NodeInfo) -> Reasons:
         if not node.taints:
