@@ -11,7 +11,6 @@ Ignore drop them. See `unknown_fields` and `drop_unknown_fields`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
@@ -85,32 +84,44 @@ class KubeModel(BaseModel):
         return self.model_copy(deep=True)
 
 
-def _walk(value: Any, path: str) -> Iterator[tuple[str, KubeModel]]:
-    if isinstance(value, KubeModel):
-        yield path, value
-        for name, field in type(value).model_fields.items():
-            child = getattr(value, name)
-            wire = field.alias or name
-            yield from _walk(child, f"{path}.{wire}" if path else wire)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _walk(item, f"{path}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _walk(item, f"{path}[{key}]")
+def _models(root: KubeModel) -> list[tuple[str, KubeModel]]:
+    """Every model node under `root` with its wire path, e.g. `spec.containers[0]`.
+
+    An explicit stack rather than recursive generators: this runs on every write."""
+    found: list[tuple[str, KubeModel]] = []
+    stack: list[tuple[str, Any]] = [("", root)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, KubeModel):
+            found.append((path, value))
+            fields = type(value).model_fields
+            # Only fields the client sent can hold unknown fields below them; walking the
+            # unset ones (most of a PodSpec) would dominate the cost of a create.
+            for name in value.model_fields_set:
+                child = getattr(value, name, None)
+                if child is None or isinstance(child, str | int | float | bool) or name not in fields:
+                    continue
+                wire = fields[name].alias or name
+                stack.append((f"{path}.{wire}" if path else wire, child))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value)
+                         if isinstance(item, KubeModel | list))
+        elif isinstance(value, dict):
+            stack.extend((f"{path}[{k}]", item) for k, item in value.items() if isinstance(item, KubeModel | list))
+    return found
 
 
 def unknown_fields(model: KubeModel) -> list[str]:
     """Paths of every field the client sent that the type does not declare, e.g. `spec.foo`."""
     found: list[str] = []
-    for path, node in _walk(model, ""):
+    for path, node in _models(model):
         for key in node.model_extra or {}:
             found.append(f"{path}.{key}" if path else key)
-    return found
+    return sorted(found)
 
 
 def drop_unknown_fields(model: KubeModel) -> None:
     """Forget undeclared fields in place (fieldValidation Warn and Ignore)."""
-    for _, node in _walk(model, ""):
+    for _, node in _models(model):
         if node.model_extra:
             node.model_extra.clear()

@@ -14,6 +14,7 @@ Messages follow Kubernetes' field errors so that a user who knows one knows the 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -27,8 +28,12 @@ from api.coordination import Lease
 from api.core import Container, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec
 from api.errors import Invalid
 from api.meta import LabelSelector, ObjectMeta, StatusCause
-from api.quantity import QuantityError, parse_quantity
+from api.quantity import QuantityError
+from api.quantity import parse_quantity as _parse_quantity
 from api.selectors import SelectorError, label_key_errors, label_selector_from_dict, label_value_errors
+
+# Quantities repeat across objects ("100m", "64Mi"); parsing is pure and Fractions are immutable.
+parse_quantity = functools.lru_cache(maxsize=4096)(_parse_quantity)
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

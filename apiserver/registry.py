@@ -126,7 +126,8 @@ class Registry:
             raise invalid_error(resource.kind, resource.group, obj.metadata.name, causes)  # type: ignore[attr-defined]
         if unknown and field_validation == "Warn":
             warnings += [f'unknown field "{p}"' for p in unknown]
-        drop_unknown_fields(obj)
+        if unknown:
+            drop_unknown_fields(obj)
         return obj, warnings
 
     def _validate(self, resource: Resource, obj: KubeModel) -> list[str]:

@@ -97,7 +97,8 @@ async def test_malformed_bodies_are_400(http):
 
 
 async def test_yaml_bodies_are_accepted(http):
-    yaml_pod = b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: y\nspec:\n  containers:\n  - name: c\n    image: busybox\n"
+    yaml_pod = (b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: y\n"
+                b"spec:\n  containers:\n  - name: c\n    image: busybox\n")
     code, created = await http.post(PODS, raw=yaml_pod, content_type="application/yaml")
     assert code == 201 and created["metadata"]["name"] == "y"
 
