@@ -125,7 +125,7 @@ async def test_every_event_is_seen_across_apiserver_and_etcd_restarts(http, apis
         await w.wait_for(lambda s: len(changes(s)) == 3)
         etcd.stop()
         etcd.start()
-        for attempt in range(50):  # writes fail with 503 until the server reconnects to etcd
+        for _ in range(50):  # writes fail with 503 until the server reconnects to etcd
             code, _ = await http.post(PODS, pod("p2"))
             if code == 201:
                 break
