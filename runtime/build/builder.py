@@ -125,6 +125,8 @@ class Builder:
         context = BuildContext(context_dir)
         staging = Path(tempfile.mkdtemp(prefix="build-", dir=self.store.root / "tmp"))
         consumed: set[str] = set()
+        # Layers written but not yet tagged are leased, so a concurrent GC keeps them.
+        lease = f"build-{uuid.uuid4().hex[:12]}"
         total, cached = len(instructions), 0
         state: _State | None = None
         meta_args: dict[str, str] = {}
@@ -136,6 +138,7 @@ class Builder:
                         if state is not None:
                             raise BuildError("multi-stage builds (a second FROM) are not supported")
                         state = await self._from(ins, meta_args)
+                        self.store.lease(lease, None, blobs=[d.digest for d in state.layers])
                     elif state is None:
                         if ins.keyword != "ARG":
                             raise BuildError("the first instruction must be FROM (or ARG before FROM)")
@@ -145,6 +148,7 @@ class Builder:
                         continue
                     else:
                         cached += await self._step(ins, state, context, staging, build_args, consumed)
+                        self.store.lease(lease, None, blobs=[d.digest for d in state.layers])
                 except ImageError as err:
                     if isinstance(err, BuildError) and str(err).startswith("step "):
                         raise
@@ -158,6 +162,7 @@ class Builder:
             config = dataclasses.replace(state.config, created=state.created or _now())
             digest = self.store.commit_image(config=config, layers=state.layers, tags=list(tags or []))
         finally:
+            self.store.release(lease)
             await asyncio.to_thread(shutil.rmtree, staging, True)
         image_id = self.store.manifest(digest).config.digest
         self._say(f"Successfully built {short_id(image_id)}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import urllib.parse
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,12 +178,16 @@ class RegistryClient:
         """Pull an image into the store and tag it locally as the reference names it."""
         ref = reference if isinstance(reference, Reference) else parse_reference(reference)
         result = TransferResult(str(ref))
+        lease = f"pull-{uuid.uuid4().hex[:12]}"
         try:
             data, media_type = await self._get_manifest(ref, ref.remote_ref)
             if media_type in INDEX_TYPES:
                 chosen = _pick_platform(parse_index(data), ref)
                 data, media_type = await self._get_manifest(ref, chosen.digest)
             manifest = Manifest.parse(data, media_type=media_type)
+            # Lease the blobs before writing them: a concurrent GC must not take them before the tag.
+            blobs = [digest_bytes(data), manifest.config.digest, *(d.digest for d in manifest.layers)]
+            self.store.lease(lease, None, blobs=blobs)
             sem = asyncio.Semaphore(_PARALLEL_BLOBS)
 
             async def fetch(desc: Descriptor) -> None:
@@ -197,6 +202,8 @@ class RegistryClient:
             raise RegistryError(f"failed to pull {ref}: {err}") from err
         except RegistryError as err:
             raise RegistryError(f"failed to pull {ref}: {err}") from err
+        finally:
+            self.store.release(lease)
         self._progress(f"Digest: {result.manifest_digest}")
         return result
 

@@ -3,7 +3,7 @@
     <root>/oci/            OCI image layout (blobs, index.json with name:tag entries)
     <root>/layers/<hex>/   layer sha256:<hex> unpacked, overlayfs-ready (whiteouts converted)
     <root>/tmp/            staging for blobs and layers being unpacked
-    <root>/leases/<name>   manifest digest an existing container runs from (a GC root)
+    <root>/leases/<name>   what a container, build or pull in progress uses (GC roots)
 
 Invariants:
 - every blob is verified against its digest before it becomes visible (see layout.py);
@@ -14,7 +14,8 @@ Invariants:
 - GC never removes what a tag or a lease references: a container's layers are
   lower dirs of a live overlay mount, and changing them under it is undefined
   behaviour in overlayfs. The runtime takes a lease (named after the container)
-  before it mounts and releases it when the container is removed.
+  before it mounts and releases it when the container is removed; builds and
+  pulls lease the blobs they have written but not yet tagged.
 The store is the node's single source of truth for images: the kubelet, the
 container runtime, the builder and the registry client all go through it.
 """
@@ -26,6 +27,7 @@ import contextlib
 import fcntl
 import gzip
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -291,23 +293,34 @@ class ImageStore:
             raise StoreError(f"invalid lease name {name!r}: use letters, digits, '.', '_' and '-'")
         return self.leases_dir / name
 
-    def lease(self, name: str, manifest_digest: str) -> None:
-        """Protect an image from GC while `name` (a container id) uses it; idempotent."""
+    def lease(self, name: str, manifest_digest: str | None, *, blobs: Iterable[str] = ()) -> None:
+        """Protect an image (and loose `blobs`) from GC while `name` uses them; replaces lease `name`."""
         path = self._lease_path(name)
+        body = {
+            "manifest": parse_digest(manifest_digest) if manifest_digest else None,
+            "blobs": [parse_digest(b) for b in blobs],
+        }
         tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(parse_digest(manifest_digest))
+        tmp.write_text(json.dumps(body))
         os.rename(tmp, path)
 
     def release(self, name: str) -> None:
-        """Drop lease `name`; its image becomes collectable unless tagged or leased elsewhere."""
+        """Drop lease `name`; what it held becomes collectable unless tagged or leased elsewhere."""
         self._lease_path(name).unlink(missing_ok=True)
 
-    def leases(self) -> dict[str, str]:
-        out = {}
+    def leases(self) -> dict[str, str | None]:
+        """Lease name -> leased manifest digest (None for leases of loose blobs only)."""
+        return {name: manifest for name, (manifest, _) in self._read_leases().items()}
+
+    def _read_leases(self) -> dict[str, tuple[str | None, list[str]]]:
+        out: dict[str, tuple[str | None, list[str]]] = {}
         for path in self.leases_dir.iterdir():
-            if not path.name.startswith("."):
-                with contextlib.suppress(OSError, ImageError):
-                    out[path.name] = parse_digest(path.read_text().strip())
+            if path.name.startswith("."):
+                continue
+            with contextlib.suppress(OSError, ValueError, ImageError):
+                obj = json.loads(path.read_text())
+                manifest = parse_digest(obj["manifest"]) if obj.get("manifest") else None
+                out[path.name] = (manifest, [parse_digest(b) for b in obj.get("blobs") or []])
         return out
 
     # garbage collection
@@ -315,12 +328,15 @@ class ImageStore:
     def gc(self, *, keep: Iterable[str] = (), min_age: float = 0.0) -> GcResult:
         """Remove blobs and unpacked layers that no tag, lease or manifest in `keep` uses.
 
-        `min_age` spares anything younger, so a concurrent pull or build whose
-        blobs are not tagged yet is not collected from under it.
+        Builds and pulls lease what they write until it is tagged; `min_age`
+        additionally spares anything younger (for writers that take no lease).
         """
         roots = {d.digest for d in self.layout.read_index()} | {parse_digest(k) for k in keep}
-        roots |= set(self.leases().values())
         live: set[str] = set()
+        for manifest_digest, leased_blobs in self._read_leases().values():
+            if manifest_digest:
+                roots.add(manifest_digest)
+            live.update(leased_blobs)
         for digest in roots:
             live.add(digest)
             try:
@@ -337,11 +353,11 @@ class ImageStore:
             except FileNotFoundError:
                 return False
 
-        blobs = freed = layers = 0
+        blobs_removed = freed = layers_removed = 0
         for digest in self.layout.all_blobs():
             if digest not in live and old(self.layout.blob_path(digest)):
                 freed += self.layout.remove_blob(digest)
-                blobs += 1
+                blobs_removed += 1
         for entry in self.layers_dir.iterdir():
             if entry.name.startswith("."):
                 continue
@@ -352,5 +368,5 @@ class ImageStore:
             if digest not in live and old(entry):
                 shutil.rmtree(entry, ignore_errors=True)
                 (self.layers_dir / f".{entry.name}.lock").unlink(missing_ok=True)
-                layers += 1
-        return GcResult(blobs, layers, freed)
+                layers_removed += 1
+        return GcResult(blobs_removed, layers_removed, freed)

@@ -126,6 +126,11 @@ async def test_leased_image_survives_untag_and_gc(store: ImageStore) -> None:
     assert store.leases() == {"kltest-container-1": rootfs.manifest_digest}
     store.release("kltest-container-1")
     assert store.gc().layers_removed == 1
+    loose = store.layout.put_bytes(b"kltest loose blob")
+    store.lease("kltest-build", None, blobs=[loose])
+    assert store.gc().blobs_removed == 0 and store.layout.has_blob(loose)
+    store.release("kltest-build")
+    assert store.gc().blobs_removed == 1
     with pytest.raises(Exception, match="invalid lease name"):
         store.lease("../x", rootfs.manifest_digest)
 
