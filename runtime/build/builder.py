@@ -18,6 +18,7 @@ multi-stage builds) and no ADD from URLs: builds use no network of their own.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import dataclasses
 import datetime
 import json
@@ -102,7 +103,9 @@ class Builder:
     ) -> None:
         self.store = store
         self._out = output or _stdout
-        self.runner = runner or UnshareStepRunner(lambda b: self._out(b.decode(errors="replace")))
+        # Incremental: a UTF-8 character may be split across two output chunks.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.runner = runner or UnshareStepRunner(lambda chunk: self._out(decoder.decode(chunk)))
         self.cache = BuildCache(store.root / "build-cache")
 
     def _say(self, line: str) -> None:

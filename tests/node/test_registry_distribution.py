@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from cli.main import main as kubelite
 from runtime.images.busybox import import_busybox
 from runtime.images.config import ImageConfig
 from runtime.images.importer import import_rootfs
@@ -271,3 +272,21 @@ async def test_pull_through_an_image_index(registry: str, busybox_store: ImageSt
     async with RegistryClient(store) as client:
         pulled = await client.pull(f"{registry}/kltest/multi:multi")
     assert pulled.manifest_digest == digest
+
+
+def test_cli_push_and_pull(registry: str, kltest_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = ["--root", str(kltest_dir / "cli-src")]
+    dst = ["--root", str(kltest_dir / "cli-dst")]
+    remote = f"{registry}/kltest/cli:1"
+    assert kubelite(["image", "import", "--busybox", *src]) == 0
+    assert kubelite(["image", "push", "busybox:latest", remote, *src]) == 0
+    pushed = capsys.readouterr().out
+    assert "Pushed" in pushed and "digest: sha256:" in pushed
+    assert kubelite(["image", "pull", remote, *dst]) == 0
+    assert "Pull complete" in capsys.readouterr().out
+    assert kubelite(["image", "ls", "-q", *src]) == 0
+    src_ids = capsys.readouterr().out
+    assert kubelite(["image", "ls", "-q", *dst]) == 0
+    assert capsys.readouterr().out == src_ids
+    assert kubelite(["image", "pull", f"{registry}/kltest/absent:1", *dst]) == 1
+    assert "failed to pull" in capsys.readouterr().err
