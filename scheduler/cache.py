@@ -55,6 +55,7 @@ class SchedulerCache:
         self._nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, _PodState] = {}
         self._snapshot: Snapshot | None = None
+        self._order: list[str] | None = None  # node names, sorted; changes only with the node set
 
     # ------------------------------------------------------------ nodes
 
@@ -62,6 +63,8 @@ class SchedulerCache:
         name = node.metadata.name or ""
         current = self._nodes.get(name)
         self._nodes[name] = current.with_node(node) if current else NodeInfo.for_node(node)
+        if current is None or current.node is None:
+            self._order = None
         self._snapshot = None
 
     update_node = add_node
@@ -75,6 +78,7 @@ class SchedulerCache:
             self._nodes[name] = current.with_node(None)
         else:
             del self._nodes[name]
+        self._order = None
         self._snapshot = None
 
     # ------------------------------------------------------------ pods
@@ -134,8 +138,9 @@ class SchedulerCache:
 
     def snapshot(self) -> Snapshot:
         if self._snapshot is None:
-            known = sorted((n for n in self._nodes.values() if n.node is not None), key=lambda n: n.name)
-            self._snapshot = Snapshot(tuple(known))
+            if self._order is None:
+                self._order = sorted(name for name, n in self._nodes.items() if n.node is not None)
+            self._snapshot = Snapshot(tuple(self._nodes[name] for name in self._order))
         return self._snapshot
 
     def is_assumed(self, key: str) -> bool:

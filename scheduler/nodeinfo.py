@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -66,10 +67,22 @@ class Resources:
             return cls()
         cpu = values.get("cpu")
         memory = values.get("memory")
-        return cls(cpu_millis(cpu) if cpu is not None else 0, to_bytes(memory) if memory is not None else 0)
+        return cls(_millis(cpu) if cpu is not None else 0, _integer(memory) if memory is not None else 0)
 
     def max(self, other: Resources) -> Resources:
         return Resources(max(self.milli_cpu, other.milli_cpu), max(self.memory, other.memory))
+
+
+# Exact quantity parsing goes through Fractions (tens of microseconds); the replicas of
+# one workload repeat the same few strings, so a small cache removes it from the hot path.
+@functools.lru_cache(maxsize=4096)
+def _millis(text: str) -> int:
+    return cpu_millis(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _integer(text: str) -> int:
+    return to_bytes(text)
 
 
 def pod_key(pod: Pod) -> str:
@@ -220,7 +233,7 @@ class NodeInfo:
             node=node,
             allocatable=Resources.from_map(alloc),
             # Like Kubernetes, a node that declares no pod capacity takes no pods.
-            allowed_pods=to_bytes(pods_quantity) if pods_quantity is not None else 0,
+            allowed_pods=_integer(pods_quantity) if pods_quantity is not None else 0,
             labels=MappingProxyType(dict(node.metadata.labels or {})),
             taints=tuple(node.spec.taints or []) if node.spec else (),
             unschedulable=bool(node.spec and node.spec.unschedulable),
