@@ -104,6 +104,9 @@ async def test_push_then_pull_gives_identical_digests(
     assert pushed.manifest_digest == local
     assert len(pushed.transferred) == 2  # one layer and the config
     assert sorted(again.skipped) == sorted(pushed.transferred)  # HEAD found them: nothing re-sent
+    async with RegistryClient(busybox_store) as client:  # push by digest: an untagged manifest
+        by_digest_push = await client.push("busybox:latest", f"{registry}/kltest/untagged@{local}")
+    assert by_digest_push.manifest_digest == local
 
     other = ImageStore(kltest_dir / "dst")
     async with RegistryClient(other) as client:
