@@ -87,7 +87,10 @@ def apply_defaults(obj: KubeModel) -> None:
             default_pod_spec(obj.spec.template.spec)
     elif isinstance(obj, Namespace):
         if obj.spec is None:
-            obj.spec = NamespaceSpec(finalizers=["kubernetes"])
+            obj.spec = NamespaceSpec()
+        if obj.spec.finalizers is None:
+            # The namespace controller's finalizer: deletion waits until it has emptied the namespace.
+            obj.spec.finalizers = ["kubernetes"]
         if obj.status is None or obj.status.phase is None:
             obj.status = NamespaceStatus(phase="Active")
         name = obj.metadata.name

@@ -28,7 +28,7 @@ from api.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from apiserver import discovery
+from apiserver import discovery, protobuf
 from apiserver.registry import FieldValidation, PatchType, Registry, Result, prefix_for
 from apiserver.storage import Compacted
 from apiserver.tables import table, wants_table
@@ -105,9 +105,8 @@ async def read_body(request: web.Request) -> Any:
     if not raw:
         return None
     ctype = request.content_type
-    if "protobuf" in ctype:
-        raise errors.UnsupportedMediaType(
-            f"the body of the request was in an unsupported format: {ctype}; kubelite accepts JSON and YAML")
+    if ctype == "application/vnd.kubernetes.protobuf":
+        return protobuf.decode(raw)
     try:
         if "yaml" in ctype and "apply-patch" not in ctype:
             return yaml.safe_load(raw)

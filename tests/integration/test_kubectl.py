@@ -151,3 +151,23 @@ async def test_delete_waits_for_the_object_to_go(kubectl):
     await kubectl.run("apply", "-f", "-", stdin=pod)
     out = await kubectl.run("delete", "pod", "p2", "--wait=true", "--timeout=20s")
     assert 'pod "p2" deleted' in out.stdout
+
+
+async def test_generators_that_send_protobuf(kubectl):
+    """kubectl >= 1.32 sends these bodies as protobuf."""
+    out = await kubectl.run("create", "namespace", "dev")
+    assert out.stdout.strip() == "namespace/dev created"
+    out = await kubectl.run("create", "deployment", "web", "--image=busybox:1.36", "--port=8080", "--replicas=3",
+                            "-n", "dev")
+    assert out.stdout.strip() == "deployment.apps/web created"
+    live = json.loads((await kubectl.run("get", "deploy", "web", "-n", "dev", "-o", "json")).stdout)
+    assert live["spec"]["replicas"] == 3
+    assert live["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    container = live["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "busybox:1.36" and container["ports"][0]["containerPort"] == 8080
+    out = await kubectl.run("run", "shell", "--image=busybox", "--restart=Never", "--env=A=1", "--", "sleep", "60")
+    assert out.stdout.strip() == "pod/shell created"
+    pod = json.loads((await kubectl.run("get", "pod", "shell", "-o", "json")).stdout)
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["spec"]["containers"][0]["args"] == ["sleep", "60"]
+    assert pod["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}]
