@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tarfile
 from pathlib import Path
@@ -153,3 +154,13 @@ def test_cli_import_build_ls_inspect_rm(kltest_dir: Path, capsys: pytest.Capture
     assert "Untagged: kltest/cli:1" in capsys.readouterr().out
     assert kubelite(["image", "rm", "kltest/nothere:1", *root]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+async def test_concurrent_rootfs_unpacks_each_layer_once(store: ImageStore) -> None:
+    import_busybox(store)
+    results = await asyncio.gather(*(store.rootfs("busybox") for _ in range(4)))
+    assert {tuple(r.lowerdirs) for r in results} == {tuple(results[0].lowerdirs)}
+    assert [p.name for p in store.layers_dir.iterdir() if not p.name.startswith(".")] == [
+        results[0].lowerdirs[0].name
+    ]
+    assert not [p for p in store.layers_dir.iterdir() if ".tmp-" in p.name]
