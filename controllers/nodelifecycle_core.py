@@ -11,7 +11,7 @@ Rules:
 - A pod on a node carrying a NoExecute taint is evicted once the taint is older than the pod's
   tolerationSeconds for it, or `eviction_timeout` if it has no matching toleration; a pod that
   tolerates the taint with no tolerationSeconds stays forever. Pods already being deleted are
-  left alone.
+  left alone, and so are the pods of a node whose heartbeat is back.
 """
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ def decide(node: Node, pods: Sequence[Pod], *, last_heartbeat: datetime, now: da
     if [t.to_dict() for t in kept] != [t.to_dict() for t in current]:
         out.taints = kept
 
-    no_execute = [t for t in kept if t.effect == "NoExecute" and t.key in _OURS]
+    # A node whose Lease is fresh again but whose kubelet has not re-posted Ready yet is
+    # coming back: its pods are not evicted meanwhile.
+    failing = stale or status == "False"
+    no_execute = [t for t in kept if t.effect == "NoExecute" and t.key in _OURS] if failing else []
     for pod in pods:
         if pod.metadata.deletion_timestamp is not None or not no_execute:
             continue
