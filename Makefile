@@ -5,10 +5,10 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 APT_PKGS := etcd-server etcd-client busybox-static docker-registry nftables iproute2 \
-            crun runc skopeo umoci python3-venv python3-dev gcc
+            crun runc skopeo umoci python3-venv python3-dev gcc curl
 STAMP   := $(VENV)/.installed
 
-.PHONY: deps apt venv lint test test-fast demo bench clean
+.PHONY: deps apt venv lint test test-fast demo demo-down bench clean
 
 deps: apt venv
 
@@ -41,7 +41,11 @@ test-fast: venv
 	$(VENV)/bin/pytest -q -x -p no:cacheprovider
 
 demo: deps
-	$(VENV)/bin/kubelite demo
+	deploy/demo.sh
+
+demo-down:
+	@DIR=$${KUBELITE_DEMO_DIR:-/var/lib/kubelite/demo}; \
+	if [ -f $$DIR/server.pid ]; then kill $$(cat $$DIR/server.pid) 2>/dev/null || true; rm -f $$DIR/server.pid; fi
 
 bench: deps
 	$(PY) bench/api.py
