@@ -6,7 +6,9 @@ overlayfs + config) and `ensure_image()` (pull if absent); see README.md.
 
 from runtime.images.config import ImageConfig
 from runtime.images.errors import ImageError
+from runtime.images.pull import PullError, PullPolicy, ensure_image
 from runtime.images.reference import Reference, parse_reference
+from runtime.images.registry import RegistryClient, RegistryError
 from runtime.images.store import GcResult, ImageNotFound, ImageRootfs, ImageStore, ImageSummary
 
 __all__ = [
@@ -17,6 +19,11 @@ __all__ = [
     "ImageRootfs",
     "ImageStore",
     "ImageSummary",
+    "PullError",
+    "PullPolicy",
     "Reference",
+    "RegistryClient",
+    "RegistryError",
+    "ensure_image",
     "parse_reference",
 ]

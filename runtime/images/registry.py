@@ -81,12 +81,13 @@ class RegistryClient:
         *,
         insecure: bool = False,
         progress: Callable[[str], None] | None = None,
-        timeout: float = 300.0,
+        read_timeout: float = 60.0,
     ) -> None:
         self.store = store
         self.insecure = insecure
         self._progress = progress or (lambda _msg: None)
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
+        # No total limit: a large layer on a slow link may take long; a stalled one may not.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout)
         self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[tuple[str, str], str] = {}  # (registry, repository) -> bearer token
 
