@@ -9,7 +9,9 @@ Invariants:
 
 - both types are immutable; `NodeInfo.with_pod` / `without_pod` / `with_node`
   return new objects, so a `Snapshot` taken from the cache can never change under a
-  scheduling cycle, and a NodeInfo can be shared by many snapshots;
+  scheduling cycle, and a NodeInfo can be shared by many snapshots (the mappings
+  inside are plain dicts, typed read-only: a MappingProxy would make every
+  copy-on-write go through the slow Python mapping protocol);
 - `requested`, `non_zero_requested`, `used_ports` and `owner_counts` are always
   exactly the sums over `pods` (the property tests check this);
 - the `Pod` and `Node` objects inside are read-only (they may come from an
@@ -21,7 +23,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 
 from api.core import Node, Pod, ResourceRequirements, Taint
 from api.quantity import cpu_millis, to_bytes
@@ -44,8 +45,6 @@ DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
 # (host IP, protocol, port); "0.0.0.0" stands for every address of the node.
 HostPort = tuple[str, str, int]
 _ANY_IP = "0.0.0.0"
-
-_EMPTY: Mapping[str, int] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +207,11 @@ class NodeInfo:
     requested: Resources = Resources()
     non_zero_requested: Resources = Resources()
     used_ports: tuple[HostPort, ...] = ()
-    owner_counts: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    owner_counts: Mapping[str, int] = field(default_factory=dict)
     # Derived from `node` by with_node(), so the filters read plain attributes.
     allocatable: Resources = Resources()
     allowed_pods: int = 0
-    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    labels: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
     unschedulable: bool = False
     ready: str = "Unknown"  # status of the Ready condition: "True", "False" or "Unknown"
@@ -234,7 +233,7 @@ class NodeInfo:
             allocatable=Resources.from_map(alloc),
             # Like Kubernetes, a node that declares no pod capacity takes no pods.
             allowed_pods=_integer(pods_quantity) if pods_quantity is not None else 0,
-            labels=MappingProxyType(dict(node.metadata.labels or {})),
+            labels=dict(node.metadata.labels or {}),
             taints=tuple(node.spec.taints or []) if node.spec else (),
             unschedulable=bool(node.spec and node.spec.unschedulable),
             ready=ready_cond.status if ready_cond is not None else "Unknown",
@@ -247,10 +246,10 @@ class NodeInfo:
         pods[info.key] = info
         owners = base.owner_counts
         if info.owner_uid:
-            owners = MappingProxyType(_counted(owners, info.owner_uid, 1))
+            owners = _counted(owners, info.owner_uid, 1)
         return replace(
             base,
-            pods=MappingProxyType(pods),
+            pods=pods,
             requested=base.requested + info.requests,
             non_zero_requested=base.non_zero_requested + info.non_zero_requests,
             used_ports=base.used_ports + info.host_ports,
@@ -268,10 +267,10 @@ class NodeInfo:
             ports.remove(port)
         owners = self.owner_counts
         if info.owner_uid:
-            owners = MappingProxyType(_counted(owners, info.owner_uid, -1))
+            owners = _counted(owners, info.owner_uid, -1)
         return replace(
             self,
-            pods=MappingProxyType(pods),
+            pods=pods,
             requested=self.requested - info.requests,
             non_zero_requested=self.non_zero_requested - info.non_zero_requests,
             used_ports=tuple(ports),
