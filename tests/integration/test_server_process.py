@@ -1,0 +1,74 @@
+"""`kubelite server` and `kubelite apiserver` as processes: embedded etcd, readiness,
+clean shutdown, and clear errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from apiserver.etcd_process import free_port
+from tests.support.cluster import TMPFS
+
+KUBELITE = Path(sys.executable).parent / "kubelite"
+
+
+def _ready(port: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def data_dir():
+    path = Path(tempfile.mkdtemp(prefix="kltest-server-", dir=TMPFS))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_server_embeds_etcd_and_stops_it(data_dir):
+    port = free_port()
+    proc = subprocess.Popen([str(KUBELITE), "server", "--data-dir", str(data_dir), "--port", str(port),
+                             "--no-controllers"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert _ready(port), "the server did not become ready"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/namespaces/default") as r:
+            assert r.status == 200
+        etcd_pids = subprocess.run(["pgrep", "-f", f"etcd --name kubelite --data-dir {data_dir}"],
+                                   capture_output=True, text=True).stdout.split()
+        assert etcd_pids
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert (data_dir / "etcd" / "member").is_dir()  # data stays for the next start
+    for pid in etcd_pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_server_without_etcd_names_the_package(data_dir):
+    env = {**os.environ, "PATH": "/nonexistent"}
+    result = subprocess.run([str(KUBELITE), "server", "--data-dir", str(data_dir), "--port", str(free_port())],
+                            capture_output=True, text=True, env=env, timeout=30)
+    assert result.returncode == 1
+    assert "etcd-server" in result.stderr and "--etcd-servers" in result.stderr
+
+
+def test_refuses_to_listen_beyond_loopback_without_tls():
+    result = subprocess.run([str(KUBELITE), "apiserver", "--etcd-servers", "http://127.0.0.1:1",
+                             "--bind-address", "0.0.0.0"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "TLS" in result.stderr
