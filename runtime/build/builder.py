@@ -325,7 +325,10 @@ class Builder:
             resolve_user(state.lowerdirs, process_word(ins.flags["chown"], env)) if "chown" in ins.flags else (0, 0)
         )
         chmod = int(ins.flags["chmod"], 8) if "chmod" in ins.flags else None
-        into_dir = dest.endswith("/") or len(sources) > 1 or _is_dir_in_image(state.lowerdirs, dest)
+        # "dir/", "." and "dir/." name a directory even when the image does not have it yet.
+        into_dir = (
+            dest.endswith(("/", "/.")) or len(sources) > 1 or _is_dir_in_image(state.lowerdirs, dest)
+        )
         for src in sources:
             src_path = context.root / src
             if (

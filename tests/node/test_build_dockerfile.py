@@ -131,6 +131,8 @@ ARG UNUSED_DEFAULT
 LABEL org.example.kind="test image" stage=${STAGE:-dev}
 COPY --chown=nobody:nobody *.txt /data/
 COPY ["dir", "/data/dir"]
+WORKDIR /srv
+COPY a.txt .
 USER $WHO
 RUN id -u > /tmp/uid && touch /tmp/made-by-user
 ENTRYPOINT ["sh", "-c", "cat /tmp/uid; ls /data /data/dir; echo \\"$0\\""]
@@ -145,9 +147,10 @@ VOLUME /data
     assert config.volumes == ("/data",)
     assert config.entrypoint is not None and config.cmd == ("default-arg",)
     rootfs = await store.rootfs("kltest/user:1")
-    copied = rootfs.lowerdirs[2] / "data/a.txt"
+    copied = rootfs.lowerdirs[3] / "data/a.txt"
     assert (os.stat(copied).st_uid, os.stat(copied).st_gid) == (65534, 65534)
-    assert not (rootfs.lowerdirs[2] / "data/c.md").exists()
+    assert not (rootfs.lowerdirs[3] / "data/c.md").exists()
+    assert (rootfs.lowerdirs[1] / "srv/a.txt").read_text() == "a"  # COPY file . with a new WORKDIR
     code, out = await run_image(store, "kltest/user:1", kltest_dir)
     assert code == 0, out
     assert out == "65534\n/data:\na.txt\nb.txt\ndir\n\n/data/dir:\ninner\ndefault-arg\n"
