@@ -7,6 +7,9 @@ import asyncio
 
 import pytest
 
+from apiserver.app import STORAGE
+from apiserver.storage import Compacted
+from tests.support.cluster import ApiServer
 from tests.support.http import Http, pod
 from tests.support.watching import WatchStream
 
@@ -93,7 +96,7 @@ async def test_compacted_revision_gets_410_gone(http, apiserver, etcd):
     for i in range(3):
         await http.post(PODS, pod(f"b{i}"))
     await apiserver.restart()  # the new watch cache starts after these revisions
-    storage = apiserver.app[__import__("apiserver.app", fromlist=["STORAGE"]).STORAGE]
+    storage = apiserver.app[STORAGE]
     await storage.compact(await storage.current_revision())
     async with WatchStream(apiserver.url, PODS, resourceVersion=first["metadata"]["resourceVersion"]) as w:
         await w.wait_for(lambda s: bool(s.events))
@@ -136,3 +139,24 @@ async def test_every_event_is_seen_across_apiserver_and_etcd_restarts(http, apis
     assert changes(w) == [("ADDED", "p0"), ("ADDED", "p1"), ("MODIFIED", "p0"), ("ADDED", "p2"),
                           ("DELETED", "p1")]
     assert w.reconnects >= 1
+
+
+async def test_periodic_compaction_bounds_history(etcd):
+    server = ApiServer(etcd.url, compaction_interval=0.3, compaction_retain=5)
+    await server.start()
+    h = Http(server.url)
+    try:
+        _, first = await h.post(PODS, pod("a"))
+        for i in range(10):
+            await h.patch(f"{PODS}/a", {"metadata": {"labels": {"n": str(i)}}})
+        await asyncio.sleep(1.0)  # a few compaction rounds
+        storage = server.app[STORAGE]
+        with pytest.raises(Compacted):
+            await storage.list("/registry/pods/", revision=int(first["metadata"]["resourceVersion"]))
+        # Recent history is kept: the last revisions can still be read.
+        current = await storage.current_revision()
+        kvs, _, _ = await storage.list("/registry/pods/", revision=current - 3)
+        assert kvs
+    finally:
+        await h.close()
+        await server.stop()
