@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.build import metadata
+from runtime.build import imagefs, metadata
 from runtime.build.cache import BuildCache, CacheEntry, chain_after, step_key
 from runtime.build.context import BuildContext, copy_entry, safe_dest
 from runtime.build.dockerfile import Instruction, parse_dockerfile
@@ -326,9 +326,9 @@ class Builder:
         )
         chmod = int(ins.flags["chmod"], 8) if "chmod" in ins.flags else None
         # "dir/", "." and "dir/." name a directory even when the image does not have it yet.
-        into_dir = (
-            dest.endswith(("/", "/.")) or len(sources) > 1 or _is_dir_in_image(state.lowerdirs, dest)
-        )
+        into_dir = dest.endswith(("/", "/.")) or len(sources) > 1
+        dest = imagefs.resolve(state.lowerdirs, dest)  # through the image's symlinks, as the container sees it
+        into_dir = into_dir or imagefs.is_dir(state.lowerdirs, dest)
         for src in sources:
             src_path = context.root / src
             if (
@@ -354,13 +354,3 @@ class Builder:
                     continue  # the source directory itself: only its content is copied
                 copy_entry(path, target, uid=uid, gid=gid, chmod=chmod)
 
-
-def _is_dir_in_image(lowerdirs: list[Path], path: str) -> bool:
-    rel = path.strip("/")
-    if not rel:
-        return True
-    for layer in lowerdirs:
-        candidate = layer / rel
-        if candidate.is_symlink() or candidate.exists():
-            return candidate.is_dir() and not candidate.is_symlink()
-    return False

@@ -12,6 +12,7 @@ import pytest
 from runtime.build.builder import Builder, BuildError
 from runtime.build.step_runner import UnshareStepRunner
 from runtime.images.busybox import import_busybox
+from runtime.images.importer import import_rootfs
 from runtime.images.store import ImageStore
 from tests.node.test_images_fixtures import kltest_dir, needs_root
 
@@ -202,3 +203,22 @@ async def test_copy_outside_context_is_refused(store: ImageStore, kltest_dir: Pa
     (ctx / "Dockerfile").write_text("FROM busybox\nCOPY up/outside.txt /x\n")
     with pytest.raises(BuildError, match="outside the build context"):
         await Builder(store, output=Sink()).build(ctx)
+
+
+async def test_copy_destination_follows_the_images_symlinks(store: ImageStore, kltest_dir: Path) -> None:
+    """With /lib -> usr/lib in the image (as in Debian), COPY x /lib/ lands in /usr/lib, keeping the link."""
+    base = kltest_dir / "base"
+    (base / "usr/lib").mkdir(parents=True)
+    os.symlink("usr/lib", base / "lib")
+    os.symlink("/usr/lib", base / "abslib")
+    import_rootfs(store, base, tags=["kltest/merged-usr:1"])
+    ctx = make_context(
+        kltest_dir / "ctx7",
+        "FROM kltest/merged-usr:1\nCOPY f.so /lib/\nCOPY g.so /abslib/sub/../\n",
+        {"f.so": "f", "g.so": "g"},
+    )
+    await Builder(store, output=Sink()).build(ctx, tags=["kltest/merged-usr:2"])
+    rootfs = await store.rootfs("kltest/merged-usr:2")
+    assert (rootfs.lowerdirs[1] / "usr/lib/f.so").read_text() == "f"
+    assert (rootfs.lowerdirs[0] / "usr/lib/g.so").read_text() == "g"
+    assert not (rootfs.lowerdirs[1] / "lib").exists() and not (rootfs.lowerdirs[0] / "abslib").exists()
