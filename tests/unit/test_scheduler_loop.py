@@ -60,7 +60,7 @@ async def test_success_binds_and_keeps_the_assumption_until_confirmed() -> None:
     assert client.bound == [("p", "a")]
     assert sched.cache.is_assumed("default/p") and len(sched.queue) == 0
     assert events.seen == [("Normal", "Scheduled", "Successfully assigned default/p to a")]
-    sched._assigned_added(make_pod("p", cpu="1", node_name="a"))  # the watch confirms it
+    sched._pod_updated(make_pod("p", cpu="1"), make_pod("p", cpu="1", node_name="a"))  # the watch confirms it
     assert not sched.cache.is_assumed("default/p") and sched.cache.node_of("default/p") == "a"
 
 
