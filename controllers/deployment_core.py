@@ -497,3 +497,34 @@ def selector_with_hash(selector: LabelSelector, phash: str) -> LabelSelector:
     sel = selector.copy_deep()
     sel.match_labels = {**(sel.match_labels or {}), HASH_LABEL: phash}
     return sel
+
+
+# ---------------------------------------------------------------- rollback (for `rollout undo`)
+
+
+class RollbackError(ValueError):
+    """No ReplicaSet holds the revision asked for."""
+
+
+def rollback_template(deployment: Deployment, rss: Sequence[ReplicaSet], *, to_revision: int = 0) -> PodTemplateSpec:
+    """The template `rollout undo` puts back: that of the ReplicaSet with revision
+    `to_revision`, or (0) the newest revision older than the current one, without its
+    pod-template-hash label. Patching it into `spec.template` is the whole rollback: the
+    controller then finds that ReplicaSet again and makes it the newest revision."""
+    owned = [rs for rs in rss if (ref := rs.metadata.controller_ref()) is not None
+             and ref.uid == deployment.metadata.uid and rs.spec.template is not None]
+    current = int((deployment.metadata.annotations or {}).get(REVISION, "0") or 0)
+    if to_revision:
+        match = [rs for rs in owned if revision(rs) == to_revision]
+        if not match:
+            raise RollbackError(f"unable to find specified revision {to_revision} in history")
+    else:
+        # "Previous" is the newest revision below the current one.
+        match = sorted((rs for rs in owned if 0 < revision(rs) < current), key=revision)[-1:]
+        if not match:
+            raise RollbackError("no rollout history found")
+    assert match[0].spec.template is not None
+    tmpl = match[0].spec.template.copy_deep()
+    if tmpl.metadata is not None and tmpl.metadata.labels:
+        tmpl.metadata.labels = {k: v for k, v in tmpl.metadata.labels.items() if k != HASH_LABEL} or None
+    return tmpl

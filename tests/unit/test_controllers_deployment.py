@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -276,3 +277,21 @@ def test_paused_deployment_does_not_roll() -> None:
     assert p.create is None and not p.scale
     cond = (sim.d.status or dc.DeploymentStatus()).condition("Progressing")
     assert cond is not None and cond.reason == "DeploymentPaused"
+
+
+def test_rollback_template_picks_previous_or_given_revision() -> None:
+    sim = Sim(make_deployment(1))
+    _settle(sim)
+    for gen, image in ((2, "web:2"), (3, "web:3")):
+        status = sim.d.status
+        sim.d = make_deployment(1, image=image, generation=gen)
+        sim.d.status = status
+        _settle(sim)
+    sim.d.metadata.annotations = {dc.REVISION: "3"}
+    rss = sim.rs_list()
+    prev = dc.rollback_template(sim.d, rss)
+    assert prev.spec.containers[0].image == "web:2"
+    assert prev.metadata is not None and prev.metadata.labels == {"app": "web"}
+    assert dc.rollback_template(sim.d, rss, to_revision=1).spec.containers[0].image == "web:1"
+    with pytest.raises(dc.RollbackError):
+        dc.rollback_template(sim.d, rss, to_revision=7)
