@@ -116,6 +116,9 @@ class Client:
             self._headers["Authorization"] = f"Bearer {token}"
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        # Responses being streamed (watches): close() must wake their readers itself, since
+        # closing the session leaves a reader blocked on a quiet stream waiting forever.
+        self._streams: set[aiohttp.ClientResponse] = set()
 
     # --------------------------------------------------------------- lifetime
 
@@ -129,6 +132,9 @@ class Client:
     async def close(self) -> None:
         """Close the connection pool; open watches end with `ApiConnectionError`."""
         self._closed = True
+        for resp in list(self._streams):
+            resp.content.set_exception(ApiConnectionError(self.server, "the client is closed"))
+            resp.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -162,7 +168,11 @@ class Client:
                                                    timeout=timeout) as resp:
                 if resp.status >= 400:
                     await self._raise_for_status(resp)
-                yield resp
+                self._streams.add(resp)
+                try:
+                    yield resp
+                finally:
+                    self._streams.discard(resp)
         except aiohttp.ClientConnectionError as e:
             raise ApiConnectionError(self.server, str(e) or type(e).__name__) from e
 

@@ -24,6 +24,10 @@ every event it yields. Its promise:
   the current state as ADDED events, then changes); until the first event arrives, a
   reconnect starts the same way again, so the caller may see those ADDEDs twice.
 
+A connection silent for `read_timeout` seconds (default 120; servers send BOOKMARKs far
+more often) is taken for dead and replaced, which catches peers that vanished without
+closing TCP.
+
 `timeout_seconds` bounds the whole watch: after that long the iterator ends (the server is
 asked to end each connection by then). Without it the watch runs until closed, and each
 connection asks the server to end it after 5-10 minutes, so that dead peers that TCP did
@@ -121,8 +125,10 @@ class Watch(Generic[T]):
         resource_version: str | None = None,
         timeout_seconds: int | None = None,
         backoff: Backoff | None = None,
+        read_timeout: float | None = 120.0,
     ) -> None:
         self._transport = transport
+        self._read_timeout = read_timeout
         self._model = model
         self._path = path
         self._label_selector = label_selector
@@ -170,7 +176,8 @@ class Watch(Generic[T]):
             }
             received = 0
             try:
-                async with self._transport.stream("GET", self._path, params=params) as resp:
+                async with self._transport.stream("GET", self._path, params=params,
+                                                  read_timeout=self._read_timeout) as resp:
                     if failures:
                         log.info("watch %s: reconnected to %s at resourceVersion %s", self._path,
                                  self._transport.server, self.resource_version)

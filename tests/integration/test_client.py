@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -283,3 +284,43 @@ async def test_watch_from_a_compacted_revision_raises_gone(etcd: Etcd) -> None:
                         pass
     finally:
         await server.stop()
+
+
+async def test_silent_connection_is_replaced_without_losing_events(client: Client,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from api.resources import PODS
+    from api.watch import Watch
+
+    rv = (await client.list(Pod)).resource_version
+    names: list[str] = []
+    # The fixture's server is silent for 0.5 s between bookmarks: a 0.2 s read timeout
+    # declares the connection dead several times over; resuming must lose nothing.
+    with caplog.at_level(logging.DEBUG, logger="api.watch"):
+        async with Watch(client, Pod, path=PODS.path("default"), resource_version=rv, read_timeout=0.2) as w:
+            for i in range(3):
+                await client.create(make_pod(f"slow-{i}"))
+                async with asyncio.timeout(5):
+                    async for ev in w:
+                        if ev.type == "ADDED":
+                            names.append(ev.object.metadata.name or "")
+                            break
+                await asyncio.sleep(0.5)
+    assert names == ["slow-0", "slow-1", "slow-2"]
+    assert any("resuming from resourceVersion" in r.getMessage() for r in caplog.records)
+
+
+async def test_closing_the_client_ends_its_watches(apiserver: ApiServer) -> None:
+    c = Client(apiserver.url)
+    rv = (await c.list(Pod)).resource_version
+
+    async def consume() -> None:
+        async for _ in c.watch(Pod, resource_version=rv):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)
+    await c.close()
+    with pytest.raises(ConnectionError, match="closed"):
+        await asyncio.wait_for(task, 5)
+    with pytest.raises(ApiConnectionError):
+        await c.get(Pod, "x")
