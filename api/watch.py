@@ -187,6 +187,8 @@ class Watch(Generic[T]):
                         if event is None:
                             continue
                         received += 1
+                        if received == 1:
+                            self._backoff.reset()  # a working connection: the next failure is a new one
                         self.resource_version = event.object_rv or self.resource_version
                         yield WatchEvent(event.type, event.object)
                         if deadline is not None and loop.time() >= deadline:
@@ -205,9 +207,9 @@ class Watch(Generic[T]):
             # The server ended the stream (its timeout, or it is shutting down). Resume at once
             # if it was a useful stream; if it ended empty, back off so that a server closing
             # every stream at once is not hammered.
-            if received:
-                self._backoff.reset()
-            else:
+            if deadline is not None and loop.time() >= deadline:
+                return
+            if not received:
                 await asyncio.sleep(self._backoff.next())
 
     def _decode(self, line: bytes) -> _Decoded[T] | None:
