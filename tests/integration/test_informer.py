@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from api import errors
 from api.client import Client
 from api.core import Pod
 from api.informer import Informer, object_key
@@ -149,3 +150,25 @@ async def test_gone_relists_and_handlers_see_the_difference(etcd: Etcd,
     finally:
         await watched.stop()
         await other.stop()
+
+
+async def test_informer_sees_every_change_across_an_etcd_restart(client: Client, etcd: Etcd) -> None:
+    inf = Informer(client, Pod, backoff=Backoff(initial=0.05, cap=0.5))
+    rec = Recorder()
+    rec.attach(inf)
+    async with running(inf):
+        await client.create(make_pod("a"))
+        await rec.wait_for(lambda: len(rec.log) == 1)
+        etcd.stop()
+        await asyncio.sleep(0.2)
+        etcd.start()
+        async with asyncio.timeout(10):
+            while True:  # the API server answers 503 until its etcd client has reconnected
+                try:
+                    await client.create(make_pod("b"))
+                    break
+                except errors.ServiceUnavailable:
+                    await asyncio.sleep(0.1)
+        await client.delete(Pod, "a", grace_period_seconds=0)
+        await rec.wait_for(lambda: len(rec.log) == 3)
+        assert rec.log == [("add", "default/a"), ("add", "default/b"), ("delete", "default/a")]
