@@ -11,8 +11,8 @@
       3. score     each feasible node gets, per score plugin, a raw score that the
                    plugin normalises to 0..MAX_NODE_SCORE over all feasible nodes;
                    the total is the weighted sum;
-      4. select    the highest total wins; ties are broken by a stable hash of
-                   (pod, node), which spreads equal pods without any randomness.
+      4. select    the highest total wins; among equal totals a stable hash of the
+                   pod picks one, which spreads equal pods without any randomness.
 
 Nothing here does I/O, reads a clock or draws a random number: the same snapshot,
 pod and profile always give the same answer, which is what lets the unit tests
@@ -105,6 +105,9 @@ class ScorePlugin(Plugin, Protocol):
     def score(self, state: CycleState, node: NodeInfo) -> int:
         """A raw score for a feasible node; higher is better."""
 
+    def score_all(self, state: CycleState, nodes: Sequence[NodeInfo]) -> list[int]:
+        """`score` for each node, in order (plugins on the hot path inline it)."""
+
     def normalize(self, scores: list[int]) -> list[int]:
         """Map the raw scores of all feasible nodes onto 0..MAX_NODE_SCORE."""
 
@@ -119,6 +122,12 @@ class BasePlugin:
 
     def normalize(self, scores: list[int]) -> list[int]:
         return scores
+
+    def score(self, state: CycleState, node: NodeInfo) -> int:
+        return 0
+
+    def score_all(self, state: CycleState, nodes: Sequence[NodeInfo]) -> list[int]:
+        return [self.score(state, node) for node in nodes]
 
 
 def normalize_to_max(scores: list[int], *, reverse: bool = False) -> list[int]:
@@ -173,10 +182,10 @@ class ScheduleResult:
     scores: Mapping[str, int] = field(default_factory=dict)
 
 
-def tie_break(pod: PodInfo, node_name: str) -> int:
-    # A stable pseudo-random order per pod: replicas of one owner that tie on every
+def tie_break(pod: PodInfo, tied: Sequence[str]) -> str:
+    # A stable pseudo-random pick per pod: replicas of one owner that tie on every
     # score land on different nodes, and the result never depends on a random seed.
-    return zlib.crc32(f"{pod.uid or pod.key}\x00{node_name}".encode())
+    return tied[zlib.crc32((pod.uid or pod.key).encode()) % len(tied)]
 
 
 def run_filters(profile: Profile, state: CycleState, node: NodeInfo) -> Reasons:
@@ -216,7 +225,7 @@ def schedule(snapshot: Snapshot, pod: PodInfo, profile: Profile) -> ScheduleResu
 
     totals = score_nodes(profile, state, feasible)
     top = max(totals.values())
-    best = max((name for name, total in totals.items() if total == top), key=lambda name: tie_break(pod, name))
+    best = tie_break(pod, [name for name, total in totals.items() if total == top])
     return ScheduleResult(best, feasible=len(feasible), scores=totals)
 
 
@@ -225,7 +234,7 @@ def score_nodes(profile: Profile, state: CycleState, nodes: Sequence[NodeInfo]) 
     for scorer in profile.scorers:
         if scorer.plugin.name in state.skip_score:
             continue  # it would add the same amount to every node
-        raw = [scorer.plugin.score(state, n) for n in nodes]
+        raw = scorer.plugin.score_all(state, nodes)
         normalized = scorer.plugin.normalize(raw)
         for node, value in zip(nodes, normalized, strict=True):
             totals[node.name] += scorer.weight * value

@@ -8,6 +8,8 @@ pods spread instead of piling onto one node.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from scheduler.framework import MAX_NODE_SCORE, BasePlugin, CycleState
 from scheduler.nodeinfo import NodeInfo
 
@@ -29,3 +31,17 @@ class LeastAllocated(BasePlugin):
         cpu = _free_share(node.allocatable.milli_cpu, used.milli_cpu + want.milli_cpu)
         memory = _free_share(node.allocatable.memory, used.memory + want.memory)
         return (cpu + memory) // 2
+
+    def score_all(self, state: CycleState, nodes: Sequence[NodeInfo]) -> list[int]:
+        # The same arithmetic as score(), inlined: this runs for every feasible node of every pod.
+        # Totals are never 0 (non-zero requests), so "0 < total <= alloc" also rules out alloc 0.
+        want_cpu, want_mem = state.pod.non_zero_requests.milli_cpu, state.pod.non_zero_requests.memory
+        out: list[int] = []
+        for node in nodes:
+            alloc_cpu, alloc_mem = node.allocatable.milli_cpu, node.allocatable.memory
+            cpu_total = node.non_zero_requested.milli_cpu + want_cpu
+            mem_total = node.non_zero_requested.memory + want_mem
+            cpu = (alloc_cpu - cpu_total) * MAX_NODE_SCORE // alloc_cpu if 0 < cpu_total <= alloc_cpu else 0
+            mem = (alloc_mem - mem_total) * MAX_NODE_SCORE // alloc_mem if 0 < mem_total <= alloc_mem else 0
+            out.append((cpu + mem) // 2)
+        return out

@@ -8,6 +8,8 @@ controller scores every node equally.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from scheduler.framework import MAX_NODE_SCORE, BasePlugin, CycleState, Snapshot
 from scheduler.nodeinfo import NodeInfo
 
@@ -24,6 +26,12 @@ class OwnerSpread(BasePlugin):
     def score(self, state: CycleState, node: NodeInfo) -> int:
         owner = state.pod.owner_uid
         return node.owner_counts.get(owner, 0) if owner else 0
+
+    def score_all(self, state: CycleState, nodes: Sequence[NodeInfo]) -> list[int]:
+        owner = state.pod.owner_uid
+        if not owner:
+            return [0] * len(nodes)
+        return [node.owner_counts.get(owner, 0) for node in nodes]
 
     def normalize(self, scores: list[int]) -> list[int]:
         top = max(scores, default=0)

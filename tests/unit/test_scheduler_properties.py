@@ -228,3 +228,14 @@ def test_cache_counts_each_pod_once(ops: list[tuple[str, int, int]]) -> None:
         }
         assert cache.pod_count() == len(counted)
         assert all(n.node is not None for n in cache.snapshot().nodes)
+
+
+@settings(max_examples=100, deadline=None)
+@given(clusters(), pods())
+def test_batch_scoring_equals_per_node_scoring(cluster: list[Node], pod: Pod) -> None:
+    snapshot = cache_of(cluster).snapshot()
+    state = CycleState(PodInfo.from_pod(pod))
+    for scorer in PROFILE.scorers:
+        scorer.plugin.prepare(state, snapshot)
+        per_node = [scorer.plugin.score(state, n) for n in snapshot.nodes]
+        assert scorer.plugin.score_all(state, snapshot.nodes) == per_node
