@@ -7,6 +7,8 @@ import itertools
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.errors import Conflict
 from api.worker import run_workers
@@ -265,3 +267,46 @@ async def test_run_workers_rejects_zero_workers() -> None:
 
     with pytest.raises(ValueError):
         await run_workers(WorkQueue(), sync, workers=0, name="x")
+
+
+# ------------------------------------------------------------------ property test
+
+_KEYS = st.sampled_from(["a", "b", "c", "d"])
+_OPS = st.lists(st.one_of(st.tuples(st.just("add"), _KEYS), st.tuples(st.just("get"), st.just("")),
+                          st.tuples(st.just("done"), _KEYS)), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_OPS)
+def test_queue_matches_the_client_go_model(ops: list[tuple[str, str]]) -> None:
+    """Against a plain model of the spec: FIFO of distinct waiting keys; a processing key that
+    is added again waits in `dirty` until done(); get never returns a processing key."""
+
+    async def scenario() -> None:
+        q = WorkQueue()
+        waiting: list[str] = []
+        processing: set[str] = set()
+        dirty: set[str] = set()
+        for op, key in ops:
+            if op == "add":
+                q.add(key)
+                if key not in dirty:
+                    dirty.add(key)
+                    if key not in processing:
+                        waiting.append(key)
+            elif op == "get":
+                if not waiting:
+                    continue  # get() would wait
+                got = await q.get()
+                expected = waiting.pop(0)
+                assert got == expected and got not in processing
+                processing.add(got)
+                dirty.discard(got)
+            elif key in processing:
+                q.done(key)
+                processing.discard(key)
+                if key in dirty:
+                    waiting.append(key)
+            assert len(q) == len(waiting)
+
+    asyncio.run(scenario())
