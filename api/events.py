@@ -110,6 +110,7 @@ class EventRecorder:
             self.dropped += 1
             log.debug("event recorder closed: dropping %s %s", reason, message)
             return
+        loop = asyncio.get_running_loop()  # raises (and the event is dropped) outside a loop
         meta = object_meta(obj)
         kind = str(getattr(obj, "kind", "") or type(obj).__name__)
         ref = ObjectReference(api_version=getattr(obj, "api_version", None), kind=kind, name=meta.name,
@@ -134,7 +135,7 @@ class EventRecorder:
         self._wakeup.set()
         if self._task is None:
             # Owned by the recorder, cancelled by close(): the one background task it has.
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"events-{self.component}")
+            self._task = loop.create_task(self._run(), name=f"events-{self.component}")
 
     # ----------------------------------------------------------------- sending
 
