@@ -27,7 +27,7 @@ from api.worker import run_workers
 from api.workqueue import WorkQueue
 from controllers import deployment_core as core
 from controllers.replicaset_core import claim
-from controllers.shared import Informers, controller_key, controller_ref, owner_refs_patch
+from controllers.shared import Informers, controller_key, controller_ref, owner_refs_patch, write_status
 
 log = logging.getLogger(__name__)
 KIND = "Deployment"
@@ -133,6 +133,4 @@ class DeploymentController:
             fresh_d.metadata.annotations = {**ann, core.REVISION: plan.revision}
             current = await self.client.update(fresh_d)
         if d.status is None or plan.status.to_dict() != d.status.to_dict():
-            fresh_d = current.copy_deep()
-            fresh_d.status = plan.status
-            await self.client.update_status(fresh_d)
+            await write_status(self.client, current, plan.status)

@@ -32,7 +32,7 @@ from api.selectors import label_selector_from_dict
 from api.worker import run_workers
 from api.workqueue import WorkQueue
 from controllers import replicaset_core as core
-from controllers.shared import Informers, controller_key, controller_ref, owner_refs_patch
+from controllers.shared import Informers, controller_key, controller_ref, owner_refs_patch, write_status
 
 log = logging.getLogger(__name__)
 KIND = "ReplicaSet"
@@ -193,9 +193,4 @@ class ReplicaSetController:
             self.queue.add_after(object_key(rs), wait + 0.05)
         if rs.status is not None and status.to_dict() == rs.status.to_dict():
             return
-        fresh = rs.copy_deep()
-        fresh.status = status
-        try:
-            await self.client.update_status(fresh)
-        except NotFound:
-            pass
+        await write_status(self.client, rs, status)

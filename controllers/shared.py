@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from api.apps import Deployment, ReplicaSet
 from api.base import KubeModel
 from api.client import Client, object_meta
 from api.coordination import Lease
 from api.core import Namespace, Node, Pod
+from api.errors import Conflict, NotFound
 from api.informer import Informer, object_key
 from api.meta import OwnerReference
 from api.workqueue import WorkQueue
@@ -105,4 +106,35 @@ def owner_refs_patch(obj: KubeModel, *, add: OwnerReference | None = None,
                          "ownerReferences": [r.to_dict() for r in refs] or None}}
 
 
-__all__ = ["Controller", "Informers", "controller_key", "controller_ref", "object_key", "owner_refs_patch"]
+T = TypeVar("T", bound=KubeModel)
+STATUS_RETRIES = 3
+
+
+async def write_status(client: Client, obj: T, status: Any) -> T | None:
+    """PUT `status` onto `obj` (a cached object, not modified). On 409, re-read the object and
+    put the same status on the fresh copy: the status was computed from other objects (pods,
+    ReplicaSets), not from this one's old status, so it stays right; what the 409 usually means
+    is that the cache has not yet seen this controller's previous status write. Returns the
+    stored object, or None if it is gone (or was replaced by another with the same name)."""
+    fresh = obj.copy_deep()
+    meta = object_meta(obj)
+    for attempt in range(STATUS_RETRIES):
+        fresh.status = status  # type: ignore[attr-defined]
+        try:
+            return await client.update_status(fresh)
+        except NotFound:
+            return None
+        except Conflict:
+            if attempt == STATUS_RETRIES - 1:
+                raise
+        try:
+            fresh = await client.get(type(obj), meta.name or "", namespace=meta.namespace)
+        except NotFound:
+            return None
+        if object_meta(fresh).uid != meta.uid:
+            return None
+    return None
+
+
+__all__ = ["Controller", "Informers", "controller_key", "controller_ref", "object_key", "owner_refs_patch",
+           "write_status"]

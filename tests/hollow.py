@@ -258,7 +258,16 @@ class HollowCluster:
             return
         fresh = pod.copy_deep()
         fresh.status = _pod_status(pod, node, ready=ready)
-        await self.client.update_status(fresh)  # a 409 retries through the workqueue
+        try:
+            await self.client.update_status(fresh)
+        except Conflict:
+            # Usually the scheduler's binding or a label change raced us: redo it on the live pod
+            # (a second 409 retries through the workqueue).
+            live = await self.client.get(Pod, name, namespace=ns)
+            if live.metadata.uid != pod.metadata.uid or live.metadata.deletion_timestamp is not None:
+                return
+            live.status = _pod_status(live, node, ready=ready)
+            await self.client.update_status(live)
         if not ready:
             self.queue.add_after(key, max(0.01, ready_at - loop.time()))
 
