@@ -140,6 +140,7 @@ class EventRecorder:
     # ----------------------------------------------------------------- sending
 
     async def _run(self) -> None:
+        failures = 0
         while True:
             if not self._pending:
                 self._idle.set()
@@ -154,8 +155,16 @@ class EventRecorder:
                 raise
             except Exception as e:
                 self.dropped += 1
-                log.warning("event recorder %s: could not record %s %s on %s/%s: %s", self.component,
-                            pending.reason, pending.message, pending.ref.kind, pending.ref.name, e)
+                failures += 1
+                # One warning per outage, not one per event: a dead server would flood the log.
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                        "event recorder %s: could not record %s %s on %s/%s: %s", self.component,
+                        pending.reason, pending.message, pending.ref.kind, pending.ref.name, e)
+            else:
+                if failures:
+                    log.info("event recorder %s: recording again after %d failed events", self.component,
+                             failures)
+                failures = 0
 
     async def _send(self, key: _Key, pending: _Pending) -> None:
         backoff = Backoff(initial=0.1, cap=1.0)
