@@ -18,14 +18,14 @@ from datetime import UTC, datetime
 
 from api.client import Client
 from api.coordination import Lease
-from api.core import Node, NodeSpec, Pod
+from api.core import Node, NodeSpec, Pod, PodStatus
 from api.errors import NotFound
 from api.events import EventRecorder
 from api.informer import object_key
 from api.worker import run_workers
 from api.workqueue import WorkQueue
 from controllers import nodelifecycle_core as core
-from controllers.shared import NODE_LEASE_NAMESPACE, Informers
+from controllers.shared import NODE_LEASE_NAMESPACE, Informers, write_status
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,21 @@ class NodeLifecycleController:
                 fresh.spec = NodeSpec()
             fresh.spec.taints = d.taints or None
             await self.client.update(fresh)
+        for pod in d.mark_not_ready:
+            await self._mark_not_ready(pod)
         for pod in d.evict:
             await self._evict(pod)
         if d.requeue_after is not None:
             self.queue.add_after(name, d.requeue_after)
+
+    async def _mark_not_ready(self, pod: Pod) -> None:
+        status = (pod.status or PodStatus()).copy_deep()
+        at = datetime.now(UTC)
+        for cond in status.conditions or []:
+            if cond.type in ("Ready", "ContainersReady") and cond.status == "True":
+                cond.status, cond.reason, cond.last_transition_time = "False", "NodeNotReady", at
+                cond.message = "the node stopped reporting"
+        await write_status(self.client, pod, status)
 
     async def _evict(self, pod: Pod) -> None:
         ns, pname = pod.metadata.namespace or "default", pod.metadata.name or ""

@@ -7,6 +7,7 @@ Rules:
   ("Kubelet stopped posting node status."), and the node is tainted
   `node.kubernetes.io/unreachable` NoSchedule and NoExecute;
 - Ready=False reported by the kubelet: tainted `node.kubernetes.io/not-ready` likewise;
+- no heartbeat: the node's Ready pods are marked Ready=False (nobody vouches for them);
 - Ready=True: neither taint. The kubelet itself writes Ready again when it comes back.
 - A pod on a node carrying a NoExecute taint is evicted once the taint is older than the pod's
   tolerationSeconds for it, or `eviction_timeout` if it has no matching toleration; a pod that
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from api.core import Node, NodeCondition, Pod, Taint, Toleration
+from controllers.podutil import is_ready
 
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
@@ -32,6 +34,7 @@ class NodeDecision:
     conditions: list[NodeCondition] | None = None  # new conditions to write, None: unchanged
     taints: list[Taint] | None = None  # new taint list, None: unchanged
     evict: list[Pod] = field(default_factory=list)
+    mark_not_ready: list[Pod] = field(default_factory=list)  # Ready pods on an unreachable node
     became_unreachable: bool = False
     requeue_after: float | None = None
 
@@ -66,6 +69,9 @@ def decide(node: Node, pods: Sequence[Pod], *, last_heartbeat: datetime, now: da
     # coming back: its pods are not evicted meanwhile.
     failing = stale or status == "False"
     no_execute = [t for t in kept if t.effect == "NoExecute" and t.key in _OURS] if failing else []
+    if stale:
+        # Nobody can vouch for these pods any more: stop counting them as available.
+        out.mark_not_ready = [p for p in pods if p.metadata.deletion_timestamp is None and is_ready(p)]
     for pod in pods:
         if pod.metadata.deletion_timestamp is not None or not no_execute:
             continue

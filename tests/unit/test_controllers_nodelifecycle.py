@@ -37,6 +37,7 @@ def test_stale_node_goes_unknown_tainted_then_evicts() -> None:
     assert d.taints is not None and {(t.key, t.effect) for t in d.taints} == {
         (UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
     assert not d.evict and d.requeue_after == 300
+    assert d.mark_not_ready == []  # the test pod has no Ready condition
     tainted = node("Unknown", d.taints)
     forever = Toleration(key=UNREACHABLE, operator="Exists", effect="NoExecute")
     short = Toleration(key=UNREACHABLE, operator="Exists", effect="NoExecute", toleration_seconds=10)
@@ -84,3 +85,16 @@ def test_gc_owner_decisions() -> None:
     assert gc_core.decide_owner(orphan, dependents=1).orphan
     assert gc_core.decide_owner(orphan, dependents=0).drop_finalizer == gc_core.ORPHAN
     assert gc_core.decide_owner(_meta(), dependents=3) == gc_core.OwnerAction()
+
+
+def test_ready_pods_on_a_silent_node_are_marked_not_ready() -> None:
+    from api.core import PodCondition, PodStatus
+
+    ready = pod("r")
+    ready.status = PodStatus(phase="Running", conditions=[PodCondition(type="Ready", status="True")])
+    d = decide(node(), [ready, pod("x")], last_heartbeat=T0, now=T0 + timedelta(seconds=41), grace=40,
+               eviction_timeout=300)
+    assert [p.metadata.name for p in d.mark_not_ready] == ["r"]
+    fresh = decide(node(), [ready], last_heartbeat=T0, now=T0 + timedelta(seconds=5), grace=40,
+                   eviction_timeout=300)
+    assert fresh.mark_not_ready == []
