@@ -1,0 +1,1 @@
+"""Launcher: the single-threaded process that forks shims, containers, execs and sandboxes."""
