@@ -324,8 +324,12 @@ class ResourceHandlers:
         node = ((body.get("target") or {}).get("name")) if isinstance(body, dict) else None
         if not node:
             raise errors.Invalid('Binding "" is invalid: target.name: Required value', kind="Binding")
+        wanted_uid = ((body.get("metadata") or {}).get("uid")) if isinstance(body, dict) else None
         for _ in range(5):
             pod = await self.registry.get(PODS, target.namespace, target.name)
+            if wanted_uid and wanted_uid != pod["metadata"].get("uid"):
+                raise errors.conflict("pods", target.name, f"Precondition failed: UID in precondition: {wanted_uid}, "
+                                      f"UID in object meta: {pod['metadata'].get('uid')}")
             if pod["spec"].get("nodeName"):
                 raise errors.conflict("pods", target.name, f"pod {target.name} is already assigned to node "
                                       f'"{pod["spec"]["nodeName"]}"')

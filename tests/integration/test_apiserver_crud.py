@@ -215,6 +215,17 @@ async def test_binding_assigns_a_node_once(http):
     assert code == 409
 
 
+async def test_binding_checks_the_uid_precondition(http):
+    _, created = await http.post(PODS, pod("web"))
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web", "uid": "not-the-uid"},
+               "target": {"name": "node-1"}}
+    code, status = await http.post(f"{PODS}/web/binding", binding)
+    assert code == 409 and "Precondition failed" in status["message"]
+    binding["metadata"]["uid"] = created["metadata"]["uid"]
+    code, _ = await http.post(f"{PODS}/web/binding", binding)
+    assert code == 201
+
+
 async def test_pod_spec_is_mostly_immutable(http):
     _, created = await http.post(PODS, pod("web"))
     created["spec"]["containers"][0]["image"] = "busybox:1.37"
