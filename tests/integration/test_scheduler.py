@@ -49,7 +49,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 1
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"{check.__name__}: not true after {timeout:g}s")
         await asyncio.sleep(0.05)
 
 
