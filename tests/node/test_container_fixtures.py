@@ -23,7 +23,7 @@ from runtime.container import ContainerSpec, Runtime, Sandbox
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 BUSYBOX = Path("/bin/busybox")
 APPLETS = ("sh", "true", "echo", "cat", "ls", "hostname", "sleep", "id", "ps", "nc", "touch", "dd",
-           "head", "readlink", "wc", "trap", "stat", "mkdir", "grep", "tail")
+           "head", "tr", "seq", "readlink", "wc", "trap", "stat", "mkdir", "grep", "tail")
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +31,14 @@ def busybox_rootfs() -> Iterator[Path]:
     if not BUSYBOX.exists():
         pytest.skip("needs Debian's busybox-static at /bin/busybox")
     root = Path(tempfile.mkdtemp(prefix="kltest-rootfs-"))
+    try:
+        _fill_rootfs(root)
+        yield root
+    finally:
+        shutil.rmtree(root)
+
+
+def _fill_rootfs(root: Path) -> None:
     (root / "bin").mkdir()
     (root / "etc").mkdir()
     (root / "tmp").mkdir(mode=0o1777)
@@ -40,8 +48,6 @@ def busybox_rootfs() -> Iterator[Path]:
     (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"
                                          "app:x:1000:1000:app:/home/app:/bin/sh\n")
     (root / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\napp:x:1000:\nextra:x:2000:app\n")
-    yield root
-    shutil.rmtree(root)
 
 
 @pytest.fixture
