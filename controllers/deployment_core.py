@@ -13,7 +13,8 @@ Rolling update invariants (with surge, unavailable = `resolve_fenceposts(...)`):
   they first remove unavailable old pods, then only as many available ones as the surplus
   over that floor.
 Recreate: scale every old ReplicaSet to zero, wait until their pods are gone, then scale the new
-one up.
+one up. A change of `replicas` mid-rollout is spread over the active ReplicaSets in proportion to
+their size (their max-replicas annotation says what size they were scaled for).
 
 Names: a ReplicaSet is `<deployment>-<pod-template-hash>`; the hash is a stable function of the
 pod template (and `status.collisionCount`), and the label `pod-template-hash` is added to the
@@ -250,13 +251,16 @@ def plan(deployment: Deployment, rss: Sequence[ReplicaSet], *, now: datetime) ->
             _scale_paused(deployment, new, old, out)
         elif _is_recreate(deployment):
             _recreate_step(deployment, new, old, out, created=created)
+        elif not created and _is_scaling_event(deployment, new, old):
+            _scale_proportionally(deployment, new, old, out, surge=surge)
         else:
             _rolling_step(deployment, new, old, out, surge=surge, unavailable=unavailable, created=created)
+        active = {rs.metadata.name for rs in [new, *old] if spec_replicas(rs) > 0}
         for rs in [new, *old]:
             name = rs.metadata.name or ""
             ann = rs.metadata.annotations or {}
             want = {DESIRED_REPLICAS: str(replicas), MAX_REPLICAS: str(replicas + surge)}
-            if name in out.scale and any(ann.get(k) != v for k, v in want.items()):
+            if (name in out.scale or name in active) and any(ann.get(k) != v for k, v in want.items()):
                 out.annotate.setdefault(name, {}).update(want)
 
     effective = _apply_scale(rss if out.create is None else [*rss, out.create], out.scale)
@@ -337,6 +341,64 @@ def _rolling_step(deployment: Deployment, new: ReplicaSet, old: Sequence[Replica
         surplus -= cut
     for rs in active_old:
         _scale(out, rs, targets[rs.metadata.name or ""])
+
+
+def _is_scaling_event(deployment: Deployment, new: ReplicaSet, old: Sequence[ReplicaSet]) -> bool:
+    """`replicas` changed while several ReplicaSets are active (mid-rollout): the active ones
+    still carry the desired-replicas annotation of the size they were scaled for."""
+    active = [rs for rs in [new, *old] if spec_replicas(rs) > 0]
+    if len(active) < 2:
+        return False
+    want = str(desired_replicas(deployment))
+    return any((rs.metadata.annotations or {}).get(DESIRED_REPLICAS, want) != want for rs in active)
+
+
+def _scale_proportionally(deployment: Deployment, new: ReplicaSet, old: Sequence[ReplicaSet], out: Plan, *,
+                          surge: int) -> None:
+    """Spread a change of `replicas` over the active ReplicaSets in proportion to their size,
+    as Kubernetes does, so that scaling mid-rollout neither restarts nor finishes the rollout."""
+    replicas = desired_replicas(deployment)
+    allowed = replicas + surge if replicas > 0 else 0
+    active = [rs for rs in [new, *old] if spec_replicas(rs) > 0]
+    to_add = allowed - sum(spec_replicas(rs) for rs in [new, *old])
+    if to_add == 0:
+        return
+    # Growing: largest first, newer on ties; shrinking: smallest first, newer on ties. The
+    # first one also takes the rounding leftovers.
+    if to_add > 0:
+        order = sorted(active, key=lambda rs: (-spec_replicas(rs), -revision(rs)))
+    else:
+        order = sorted(active, key=lambda rs: (spec_replicas(rs), -revision(rs)))
+    sizes = {rs.metadata.name or "": spec_replicas(rs) for rs in active}
+    added = 0
+    for rs in order:
+        name = rs.metadata.name or ""
+        fraction = _fraction(deployment, rs, allowed)
+        room = to_add - added
+        change = min(fraction, room) if to_add > 0 else max(fraction, room)
+        sizes[name] += change
+        added += change
+    first = order[0].metadata.name or ""
+    sizes[first] = max(0, sizes[first] + to_add - added)  # rounding leftovers go to the largest
+    for rs in active:
+        _scale(out, rs, max(0, sizes[rs.metadata.name or ""]))
+
+
+def _fraction(deployment: Deployment, rs: ReplicaSet, allowed: int) -> int:
+    """How much `rs` should grow (or shrink) so its share of the new size equals its share of
+    the size it was last scaled for (its max-replicas annotation)."""
+    if desired_replicas(deployment) == 0:
+        return -spec_replicas(rs)
+    try:
+        annotated = int((rs.metadata.annotations or {}).get(MAX_REPLICAS, "0"))
+    except ValueError:
+        annotated = 0
+    if annotated <= 0:
+        annotated = (deployment.status.replicas or 0) if deployment.status else 0
+    if annotated <= 0:
+        return 0
+    # Half away from zero, like Go's math.Round (Python's round() rounds half to even).
+    return math.floor(spec_replicas(rs) * allowed / annotated + 0.5) - spec_replicas(rs)
 
 
 def _recreate_step(deployment: Deployment, new: ReplicaSet, old: Sequence[ReplicaSet], out: Plan, *,

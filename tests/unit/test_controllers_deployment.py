@@ -295,3 +295,58 @@ def test_rollback_template_picks_previous_or_given_revision() -> None:
     assert dc.rollback_template(sim.d, rss, to_revision=1).spec.containers[0].image == "web:1"
     with pytest.raises(dc.RollbackError):
         dc.rollback_template(sim.d, rss, to_revision=7)
+
+
+def test_scaling_mid_rollout_is_proportional_then_completes() -> None:
+    sim = Sim(make_deployment(10, surge=3, unavailable=2))
+    _settle(sim)
+    status = sim.d.status
+    sim.d = make_deployment(10, image="web:2", surge=3, unavailable=2, generation=2)
+    sim.d.status = status
+    sim.deploy_step()  # creates the new RS with 3
+    sim.rs_step()
+    sim.make_ready(0)
+    sim.make_ready(0)
+    sim.deploy_step()  # scales the old one down within bounds
+    sim.rs_step()
+    sizes = {n: rs.spec.replicas for n, rs in sim.rss.items()}
+    new_name = max(sim.rss, key=lambda n: dc.revision(sim.rss[n]))
+    old_name = next(n for n in sim.rss if n != new_name)
+    assert sizes[new_name] == 3 and sizes[old_name] == 6
+    status = sim.d.status
+    sim.d = make_deployment(20, image="web:2", surge=3, unavailable=2, generation=3)
+    sim.d.status = status
+    p = sim.deploy_step()
+    # allowed = 20 + surge 3 = 23, 14 to add: old 6*23/13 -> 11 (+5), new 3*23/13 -> 5 (+2), and the
+    # rounding leftover 7 goes to the largest, the old one.
+    assert p.scale == {old_name: 18, new_name: 5}
+    assert all(a[dc.DESIRED_REPLICAS] == "20" and a[dc.MAX_REPLICAS] == "23" for a in p.annotate.values())
+    _settle(sim)
+    assert sim.pods[new_name] == [True] * 20 and not sim.pods[old_name]
+
+
+@settings(max_examples=60, deadline=None)
+@given(actions=st.lists(st.tuples(st.sampled_from(["deploy", "rs", "ready", "scale"]), st.integers(0, 12)),
+                        max_size=80))
+def test_rollout_with_scaling_events_always_completes(actions: list[tuple[str, int]]) -> None:
+    sim = Sim(make_deployment(4))
+    _settle(sim)
+    replicas, generation = 4, 2
+    status = sim.d.status
+    sim.d = make_deployment(replicas, image="web:2", generation=generation)
+    sim.d.status = status
+    for action, arg in actions:
+        if action == "deploy":
+            sim.deploy_step()
+        elif action == "rs":
+            sim.rs_step()
+        elif action == "ready":
+            sim.make_ready(arg)
+        else:
+            replicas, generation, status = arg, generation + 1, sim.d.status
+            sim.d = make_deployment(replicas, image="web:2", generation=generation)
+            sim.d.status = status
+    _settle(sim)
+    new = dc.find_new(sim.d, sim.rs_list())
+    assert new is not None and sim.pods[new.metadata.name or ""] == [True] * replicas
+    assert sim.total() == replicas
