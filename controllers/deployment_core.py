@@ -46,6 +46,8 @@ DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 DEFAULT_PROGRESS_DEADLINE = 600
 DEFAULT_HISTORY_LIMIT = 10
+# Deployment annotations that describe the Deployment itself, not its ReplicaSets.
+_NOT_COPIED = frozenset({"kubectl.kubernetes.io/last-applied-configuration", REVISION})
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # no vowels: a hash never spells a word
 
 
@@ -117,7 +119,7 @@ def new_replica_set(deployment: Deployment, *, replicas: int, revision_number: i
             namespace=deployment.metadata.namespace,
             labels=dict(meta.labels),
             annotations={
-                **(deployment.metadata.annotations or {}),
+                **{k: v for k, v in (deployment.metadata.annotations or {}).items() if k not in _NOT_COPIED},
                 REVISION: str(revision_number),
                 DESIRED_REPLICAS: str(desired),
                 MAX_REPLICAS: str(desired + max_surge),

@@ -49,7 +49,7 @@ def decide(node: Node, pods: Sequence[Pod], *, last_heartbeat: datetime, now: da
     ready = _ready(node)
     stale = (now - last_heartbeat).total_seconds() > grace
     status = ready.status if ready is not None else "Unknown"
-    if stale and status != "Unknown":
+    if stale and (ready is None or status != "Unknown"):
         out.became_unreachable = True
         out.conditions = _all_unknown(node, now)
         status = "Unknown"
@@ -57,6 +57,8 @@ def decide(node: Node, pods: Sequence[Pod], *, last_heartbeat: datetime, now: da
         out.requeue_after = max(0.5, grace - (now - last_heartbeat).total_seconds())
 
     key = UNREACHABLE if status == "Unknown" else NOT_READY if status == "False" else None
+    if ready is None and not stale:
+        key = None  # a kubelet that registered but has not posted its status yet
     current = list(node.spec.taints or []) if node.spec else []
     kept = [t for t in current if t.key not in _OURS or (t.key == key)]
     for effect in ("NoSchedule", "NoExecute"):

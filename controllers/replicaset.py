@@ -188,7 +188,7 @@ class ReplicaSetController:
                 self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
 
     async def _write_status(self, rs: ReplicaSet, owned: list[Pod]) -> None:
-        status, wait = core.compute_status(rs, owned, selector_labels={}, now=now())
+        status, wait = core.compute_status(rs, owned, now=now())
         if wait is not None:
             self.queue.add_after(object_key(rs), wait + 0.05)
         if rs.status is not None and status.to_dict() == rs.status.to_dict():

@@ -93,8 +93,7 @@ def plan(desired: int, pods: Iterable[Pod], *, expectations_satisfied: bool) -> 
     return ReplicaPlan()
 
 
-def compute_status(rs: ReplicaSet, pods: Iterable[Pod], *, selector_labels: dict[str, str],
-                   now: datetime) -> tuple[ReplicaSetStatus, float | None]:
+def compute_status(rs: ReplicaSet, pods: Iterable[Pod], *, now: datetime) -> tuple[ReplicaSetStatus, float | None]:
     """The status the ReplicaSet should report, and seconds until a pod becomes available
     (None if no pod is waiting out minReadySeconds), so the caller can requeue then."""
     min_ready = rs.spec.min_ready_seconds or 0

@@ -98,3 +98,11 @@ def test_ready_pods_on_a_silent_node_are_marked_not_ready() -> None:
     fresh = decide(node(), [ready], last_heartbeat=T0, now=T0 + timedelta(seconds=5), grace=40,
                    eviction_timeout=300)
     assert fresh.mark_not_ready == []
+
+
+def test_node_without_status_yet_is_not_tainted_before_grace() -> None:
+    fresh = Node(metadata=ObjectMeta(name="n1"))
+    d = decide(fresh, [], last_heartbeat=T0, now=T0 + timedelta(seconds=1), grace=40, eviction_timeout=300)
+    assert d.taints is None and d.conditions is None
+    late = decide(fresh, [], last_heartbeat=T0, now=T0 + timedelta(seconds=41), grace=40, eviction_timeout=300)
+    assert late.taints is not None and late.conditions is not None

@@ -104,7 +104,7 @@ def test_status_counts_ready_available_with_min_ready_seconds() -> None:
                                                                  spec=PodSpec(containers=[]))))
     pods = [pod("a", ready_at=T0), pod("b", ready_at=T0 + timedelta(seconds=8)), pod("c", ready=False),
             pod("d", deleting=True)]
-    status, wait = rc.compute_status(rs, pods, selector_labels={}, now=T0 + timedelta(seconds=12))
+    status, wait = rc.compute_status(rs, pods, now=T0 + timedelta(seconds=12))
     assert (status.replicas, status.ready_replicas, status.available_replicas) == (3, 2, 1)
     assert status.terminating_replicas == 1 and status.observed_generation == 3
     assert wait == 6.0
