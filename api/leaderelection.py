@@ -215,13 +215,18 @@ class LeaderElector:
         """Hand the lease back (best effort, bounded): clear the holder if it is still us."""
         try:
             async with asyncio.timeout(self.renew_deadline):
-                lease = await self._client.get(Lease, self.name, namespace=self.namespace)
-                if lease.spec is None or lease.spec.holder_identity != self.identity:
+                for _ in range(3):  # a renewal still in flight when we were cancelled may win the race
+                    lease = await self._client.get(Lease, self.name, namespace=self.namespace)
+                    if lease.spec is None or lease.spec.holder_identity != self.identity:
+                        return
+                    released = lease.copy_deep()
+                    released.spec = lease.spec.model_copy(update={
+                        "holder_identity": None, "lease_duration_seconds": 1, "renew_time": datetime.now(UTC)})
+                    try:
+                        self._observe(await self._client.update(released))
+                    except Conflict:
+                        continue
+                    log.info("%s: %s released the lease", self.name, self.identity)
                     return
-                released = lease.copy_deep()
-                released.spec = lease.spec.model_copy(update={
-                    "holder_identity": None, "lease_duration_seconds": 1, "renew_time": datetime.now(UTC)})
-                self._observe(await self._client.update(released))
-                log.info("%s: %s released the lease", self.name, self.identity)
         except (ApiError, ConnectionError, TimeoutError) as e:
             log.warning("%s: %s could not release the lease: %s", self.name, self.identity, e)

@@ -90,6 +90,10 @@ class Registry:
     def __init__(self, storage: Storage, cache: WatchCache) -> None:
         self.storage = storage
         self.cache = cache
+        # Revision of this server's latest namespace write. Admission reads namespaces from
+        # the cache, which must first have caught up with our own writes: a namespace marked
+        # for deletion an instant ago must already refuse new objects.
+        self._namespace_written_at = 0
 
     # ------------------------------------------------------------------ decoding
 
@@ -142,6 +146,8 @@ class Registry:
             return
         if not namespace:
             raise errors.BadRequest("a namespace is required for namespaced resources")
+        if self._namespace_written_at > self.cache.revision:
+            await self.cache.wait_for(self._namespace_written_at)
         ns = self.cache[NAMESPACES.plural].objects.get(key_for(NAMESPACES, None, namespace))
         if ns is None:
             # The cache may lag a namespace created an instant ago: ask etcd before refusing.
@@ -189,7 +195,12 @@ class Registry:
         except KeyExists as err:
             raise errors.already_exists(_qualified(resource), meta.name, group=resource.group) from err
         data["metadata"]["resourceVersion"] = str(revision)
+        self._note_write(resource, revision)
         return Result(data, warnings, created=True)
+
+    def _note_write(self, resource: Resource, revision: int) -> None:
+        if resource is NAMESPACES:
+            self._namespace_written_at = max(self._namespace_written_at, revision)
 
     @staticmethod
     def _prepare_create(resource: Resource, obj: KubeModel) -> None:
@@ -254,6 +265,7 @@ class Registry:
         except (RevisionMismatch, KeyNotFound) as err:
             raise _conflict(resource, meta["name"]) from err
         meta["resourceVersion"] = str(new_revision)
+        self._note_write(resource, new_revision)
         return Result(data, warnings)
 
     @staticmethod
@@ -386,6 +398,7 @@ class Registry:
                     return Result(obj, deleted=True)
                 revision = await self.storage.update(key, encode(marked), expected=kv.mod_revision)
                 marked["metadata"]["resourceVersion"] = str(revision)
+                self._note_write(resource, revision)
                 return Result(marked)
             except (RevisionMismatch, KeyNotFound):
                 continue
