@@ -171,5 +171,16 @@ async def test_two_managers_one_leader(client: Client) -> None:
             rss = [rs for rs in (await client.list(ReplicaSet, namespace="default")).items
                    if rs.metadata.name and rs.metadata.name.startswith("le-")]
             assert len(rss) == 1
+
+            # Fail over: whichever leads stops (releasing the Lease); the other takes over.
+            leader, standby, standby_id = ((c.manager, second, "cm-b") if lease.spec.holder_identity == "cm-a"
+                                           else (second, c.manager, "cm-a"))
+            await leader.shutdown()
+            await client.create(deployment("le2", 2))
+            await eventually(lambda: c.rolled_out("le2"), what="rollout after failover")
+            lease = await client.get(Lease, LEASE_NAME, namespace="kube-system")
+            assert lease.spec is not None and lease.spec.holder_identity == standby_id
+            assert standby.task is not None and not standby.task.done()
         finally:
-            await second.shutdown()
+            if second.task is not None and not second.task.done():
+                await second.shutdown()
