@@ -15,6 +15,7 @@ from typing import Any
 
 from api.client import Client
 from scheduler import run_scheduler
+from scheduler.run import LeadershipLost
 
 __all__ = ["register", "run_scheduler"]
 
@@ -44,6 +45,12 @@ async def _main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Client(args.server, user_agent="kubelite-scheduler") as client:
-        await run_scheduler(client, stop=stop, leader_elect=args.leader_elect,
-                            scheduler_name=args.scheduler_name, bind_concurrency=args.bind_concurrency)
+        try:
+            await run_scheduler(client, stop=stop, leader_elect=args.leader_elect,
+                                scheduler_name=args.scheduler_name, bind_concurrency=args.bind_concurrency)
+        except LeadershipLost as err:
+            # As kube-scheduler does: a scheduler that lost the lease exits, and its
+            # supervisor (systemd) starts a fresh one that queues up as a candidate.
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     return 0

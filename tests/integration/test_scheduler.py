@@ -17,6 +17,7 @@ from api.core import Event, Namespace, Node, Pod
 from api.errors import AlreadyExists
 from api.events import EventRecorder
 from api.meta import ObjectMeta
+from scheduler import run_scheduler
 from scheduler.scheduler import Scheduler
 from tests.hollow import HollowCluster
 
@@ -180,3 +181,52 @@ async def test_capacity_counts_bound_and_assumed_pods_and_frees_on_delete(client
             return (await bound_nodes(client)).get(waiting) == "only"
 
         await eventually(third_bound)
+
+
+@dataclass
+class Sink:
+    name: str
+    scheduled: list[str] = field(default_factory=list)
+
+    def event(self, obj: KubeModel, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        if reason == "Scheduled":
+            self.scheduled.append(getattr(getattr(obj, "metadata", None), "name", ""))
+
+
+async def test_two_schedulers_with_leader_election_take_turns(client: Client, hollow: HollowCluster) -> None:
+    await hollow.add_node("n1")
+    sinks = {name: Sink(name) for name in ("s1", "s2")}
+    stops = {name: asyncio.Event() for name in sinks}
+    tasks = {
+        name: asyncio.create_task(run_scheduler(client, stop=stops[name], leader_elect=True, identity=name,
+                                                recorder=sinks[name], lease_duration=1.5, renew_deadline=1.0,
+                                                retry_period=0.2))
+        for name in sinks
+    }
+    try:
+        for i in range(10):
+            await client.create(pod(f"a-{i}"))
+
+        async def first_batch_bound() -> bool:
+            return sum(len(s.scheduled) for s in sinks.values()) == 10
+
+        await eventually(first_batch_bound)
+        leader = next(name for name, s in sinks.items() if s.scheduled)
+        standby = next(name for name in sinks if name != leader)
+        assert sinks[standby].scheduled == []  # only the leader schedules
+
+        stops[leader].set()  # the leader stops and releases the lease
+        await asyncio.wait_for(tasks[leader], 10)
+        for i in range(5):
+            await client.create(pod(f"b-{i}"))
+
+        async def standby_took_over() -> bool:
+            return len(sinks[standby].scheduled) == 5
+
+        await eventually(standby_took_over)
+        assert sorted(sinks[standby].scheduled) == [f"b-{i}" for i in range(5)]
+        assert all(await bound_nodes(client))
+    finally:
+        for name in sinks:
+            stops[name].set()
+        await asyncio.wait_for(asyncio.gather(*tasks.values(), return_exceptions=True), 15)
