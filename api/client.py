@@ -107,6 +107,12 @@ class Client:
         timeout: float = 30,
         user_agent: str = "kubelite",
     ) -> None:
+        # `unix:///run/kubelite/apiserver.sock` reaches a server on a unix socket: simulated
+        # nodes in their own network namespaces share the filesystem, not the loopback.
+        self._unix_socket: str | None = None
+        if server.startswith("unix://"):
+            self._unix_socket = server[len("unix://"):]
+            server = "http://localhost"
         self.server = server.rstrip("/")
         self.timeout = timeout
         self.user_agent = user_agent
@@ -148,7 +154,11 @@ class Client:
             raise ApiConnectionError(self.server, "the client is closed")
         if self._session is None:
             # limit: every informer holds one connection for its watch; leave room for requests.
-            connector = aiohttp.TCPConnector(limit=256, ssl=self._ssl if self._ssl is not None else True)
+            connector: aiohttp.BaseConnector
+            if self._unix_socket is not None:
+                connector = aiohttp.UnixConnector(path=self._unix_socket, limit=256)
+            else:
+                connector = aiohttp.TCPConnector(limit=256, ssl=self._ssl if self._ssl is not None else True)
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers,
                                                   raise_for_status=False)
         return self._session

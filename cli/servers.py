@@ -36,6 +36,8 @@ def _duration(text: str) -> float:
 def _add_serving_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind-address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=6443, help="port to listen on (default 6443)")
+    p.add_argument("--unix-socket", type=Path, help="also serve on this unix socket (for nodes in other "
+                   "network namespaces of this machine)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
 
 
@@ -76,11 +78,17 @@ def _check_bind(address: str) -> str | None:
             "which this kubelite build does not provide yet; use --bind-address 127.0.0.1")
 
 
-async def _serve(config: ServerConfig, bind: str, port: int, stop: asyncio.Event) -> web.AppRunner:
+async def _serve(config: ServerConfig, bind: str, port: int, unix_socket: Path | None) -> web.AppRunner:
     runner = web.AppRunner(create_app(config), handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, bind, port).start()
     log.info("API server listening on http://%s:%d", bind, port)
+    if unix_socket is not None:
+        unix_socket.parent.mkdir(parents=True, exist_ok=True)
+        unix_socket.unlink(missing_ok=True)
+        await web.UnixSite(runner, str(unix_socket)).start()
+        unix_socket.chmod(0o600)  # root only: the socket is as powerful as the admin credential
+        log.info("API server listening on unix://%s", unix_socket)
     return runner
 
 
@@ -97,7 +105,8 @@ async def run_apiserver(args: argparse.Namespace) -> int:
         return 1
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    runner = await _serve(ServerConfig(etcd_servers=args.etcd_servers), args.bind_address, args.port, stop)
+    runner = await _serve(ServerConfig(etcd_servers=args.etcd_servers), args.bind_address, args.port,
+                          args.unix_socket)
     try:
         await stop.wait()
     finally:
@@ -126,7 +135,7 @@ async def run_server(args: argparse.Namespace) -> int:
     _stop_on_signals(stop)
     runner: web.AppRunner | None = None
     try:
-        runner = await _serve(ServerConfig(etcd_servers=endpoint), args.bind_address, args.port, stop)
+        runner = await _serve(ServerConfig(etcd_servers=endpoint), args.bind_address, args.port, args.unix_socket)
         url = f"http://{args.bind_address}:{args.port}"
         async with asyncio.TaskGroup() as group:
             group.create_task(_until(stop))

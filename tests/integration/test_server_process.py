@@ -72,3 +72,22 @@ def test_refuses_to_listen_beyond_loopback_without_tls():
     result = subprocess.run([str(KUBELITE), "apiserver", "--etcd-servers", "http://127.0.0.1:1",
                              "--bind-address", "0.0.0.0"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "TLS" in result.stderr
+
+
+async def test_clients_reach_the_server_over_a_unix_socket(data_dir):
+    from api.client import Client
+    from api.core import Namespace
+
+    sock = data_dir / "apiserver.sock"
+    port = free_port()
+    proc = subprocess.Popen([str(KUBELITE), "server", "--data-dir", str(data_dir), "--port", str(port),
+                             "--no-controllers", "--unix-socket", str(sock)], stderr=subprocess.DEVNULL)
+    try:
+        assert _ready(port)
+        assert sock.stat().st_mode & 0o777 == 0o600
+        async with Client(f"unix://{sock}") as client:
+            ns = await client.get(Namespace, "default")
+            assert ns.metadata.name == "default"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
