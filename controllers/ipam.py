@@ -63,6 +63,10 @@ class NodeIpamController:
             cidr = self._by_node.pop(name, None)
             if cidr is not None:
                 self.allocator.release(cidr)
+                # Nodes that found the range full are in backoff: the freed subnet is theirs now.
+                for waiting in self.inf.nodes.list():
+                    if waiting.spec is None or not waiting.spec.pod_cidr:
+                        self.queue.add(object_key(waiting))
             return
         if node.spec is not None and node.spec.pod_cidr:
             self._occupy(node)

@@ -184,3 +184,30 @@ async def test_two_managers_one_leader(client: Client) -> None:
         finally:
             if second.task is not None and not second.task.done():
                 await second.shutdown()
+
+
+async def test_pod_cidr_is_freed_with_its_node(client: Client) -> None:
+    async with cluster(client, nodes=2, cluster_cidr="10.9.0.0/23") as c:
+        async def both() -> bool:
+            return all(n.spec and n.spec.pod_cidr for n in (await client.list(Node)).items)
+
+        await eventually(both, what="two subnets handed out")
+        first = await client.get(Node, "hollow-0")
+        assert first.spec is not None
+        await c.hollow.add_node("hollow-2")
+
+        async def refused() -> bool:
+            events = (await client.list(Event, namespace="default")).items
+            return any(e.reason == "CIDRNotAvailable" and e.involved_object.name == "hollow-2" for e in events)
+
+        await eventually(refused, what="range exhausted")
+        await c.hollow.remove_node("hollow-0")
+
+        async def reused() -> bool:
+            node = await client.get(Node, "hollow-2")
+            return bool(node.spec and node.spec.pod_cidr)
+
+        await eventually(reused, what="freed subnet handed to the waiting node")
+        node = await client.get(Node, "hollow-2")
+        assert node.spec is not None and node.spec.pod_cidr == first.spec.pod_cidr
+        await c.hollow.remove_node("hollow-2")
