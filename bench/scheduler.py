@@ -251,8 +251,10 @@ def main() -> int:
     print(f"  scheduler throughput                 {r['throughput_pods_per_s']:8.0f} pods/s  "
           f"({args.pods} pods in {r['throughput_seconds']:.2f} s; "
           f"{r['load_pods_per_node_min']:.0f}-{r['load_pods_per_node_max']:.0f} pods per node)")
-    print(f"          CPU busy during it: scheduler process {r['throughput_cpu_scheduler']:.0%}, "
-          f"apiserver {r['throughput_cpu_apiserver']:.0%} (etcd not counted)")
+    per_pod = r["throughput_seconds"] * 1000 / args.pods
+    print(f"          CPU during it: scheduler process {r['throughput_cpu_scheduler']:.0%} busy, "
+          f"{r['throughput_cpu_scheduler'] * per_pod:.2f} ms/pod; apiserver {r['throughput_cpu_apiserver']:.0%} busy, "
+          f"{r['throughput_cpu_apiserver'] * per_pod:.2f} ms/pod (etcd not counted)")
     print(f"  burst   {args.burst} pods created + bound    {r['burst_all_bound_seconds']:8.2f} s  "
           f"(creates alone {r['burst_create_seconds']:.2f} s)")
     return 0
