@@ -133,17 +133,8 @@ async def test_pod_that_fits_nowhere_says_why_then_lands_on_a_new_node(client: C
         assert ("db", "Warning", "FailedScheduling", expected) in events.seen
         assert current.spec.node_name is None
 
-        # A cordoned node that would fit does not help; the message says so.
+        # A node where it fits joins the cluster: the pod is tried again and lands there.
         await hollow.add_node("big-ssd", cpu="4", labels={"disk": "ssd"})
-        await client.patch(Node, "big-ssd", {"spec": {"unschedulable": True}})
-
-        async def cordon_reported() -> bool:
-            p = await client.get(Pod, "db", namespace="default")
-            c = p.status.condition("PodScheduled") if p.status else None
-            return c is not None and c.message is not None and "1 node(s) were unschedulable" in c.message
-
-        await eventually(cordon_reported)
-        await client.patch(Node, "big-ssd", {"spec": {"unschedulable": False}})  # uncordon: a node event
 
         async def scheduled() -> bool:
             return (await bound_nodes(client))["db"] == "big-ssd"
@@ -158,6 +149,26 @@ async def test_pod_that_fits_nowhere_says_why_then_lands_on_a_new_node(client: C
     assert final.status is not None
     scheduled_cond = final.status.condition("PodScheduled")
     assert scheduled_cond is not None and scheduled_cond.status == "True"
+
+
+async def test_cordoned_node_takes_no_pods_until_uncordoned(client: Client, hollow: HollowCluster) -> None:
+    await hollow.add_node("n1")
+    await client.patch(Node, "n1", {"spec": {"unschedulable": True}})  # kubelite cordon n1
+    async with running(client) as (_, events):
+        await client.create(pod("web"))
+
+        async def cordon_reported() -> bool:
+            return ("web", "Warning", "FailedScheduling",
+                    "0/1 nodes are available: 1 node(s) were unschedulable.") in events.seen
+
+        await eventually(cordon_reported)
+        assert (await bound_nodes(client))["web"] is None
+        await client.patch(Node, "n1", {"spec": {"unschedulable": False}})  # uncordon: a node event
+
+        async def scheduled() -> bool:
+            return (await bound_nodes(client))["web"] == "n1"
+
+        await eventually(scheduled)
 
 
 async def test_capacity_counts_bound_and_assumed_pods_and_frees_on_delete(client: Client,
