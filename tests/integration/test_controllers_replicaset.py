@@ -77,15 +77,20 @@ async def test_recreate_never_overlaps(client: Client) -> None:
         live = await client.get(Deployment, "rc", namespace="default")
         live.spec.template.spec.containers[0].image = "web:2"
         await client.update(live)
-        overlap = False
-        deadline = time.monotonic() + 20
+        overlap: list[tuple[str | None, str | None]] = []
+        deadline = time.monotonic() + 30
         while not await c.rolled_out("rc") or (await client.get(Deployment, "rc", namespace="default")).metadata \
                 .generation != 2:
-            images = {p.spec.containers[0].image for p in await c.pods(app="rc") if is_active(p)}
-            overlap = overlap or images == {"web:1", "web:2"}
-            assert time.monotonic() < deadline, "Recreate rollout did not finish"
+            active = [(p.metadata.name, p.spec.containers[0].image) for p in await c.pods(app="rc") if is_active(p)]
+            if not overlap and {image for _, image in active} == {"web:1", "web:2"}:
+                overlap = active
+            if time.monotonic() > deadline:
+                dep = await client.get(Deployment, "rc", namespace="default")
+                rss = [(rs.metadata.name, rs.spec.replicas, rs.status) for rs in
+                       (await client.list(ReplicaSet, namespace="default")).items]
+                raise AssertionError(f"Recreate rollout did not finish: {dep.status}, {rss}, pods {active}")
             await asyncio.sleep(0.02)
-        assert not overlap
+        assert not overlap, f"old and new pods ran together: {overlap}"
         final = [p.spec.containers[0].image for p in await c.ready_pods(app="rc")]
         assert final == ["web:2"] * 3
 
