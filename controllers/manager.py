@@ -4,7 +4,8 @@
       └─ LeaderElector (Lease kube-system/kube-controller-manager), if leader_elect
            └─ _run_all: informers (pods, replicasets, deployments, nodes, leases, namespaces)
                 └─ wait for every cache to sync, then the controllers' workers:
-                   deployment, replicaset, garbage collector, namespace, node lifecycle, node IPAM
+                   deployment, replicaset, garbage collector, namespace, node lifecycle, node IPAM,
+                   pod GC (pods of deleted nodes)
 
 Lifetimes: everything runs in one TaskGroup; setting `stop` shuts the queues down and cancels
 the informers. If any controller or informer dies with an error, the others are cancelled and
@@ -30,6 +31,7 @@ from controllers.gc import GarbageCollector
 from controllers.ipam import NodeIpamController
 from controllers.namespace import NamespaceController
 from controllers.nodelifecycle import NodeLifecycleController
+from controllers.podgc import PodGarbageCollector
 from controllers.replicaset import ReplicaSetController
 from controllers.shared import Controller, Informers
 
@@ -91,7 +93,8 @@ async def _run_all(client: Client, stop: asyncio.Event, *, grace: float, evictio
         namespace = NamespaceController(client, informers)
         lifecycle = NodeLifecycleController(client, informers, recorder, grace=grace, eviction_timeout=eviction)
         ipam = NodeIpamController(client, informers, recorder, cluster_cidr=cluster_cidr)
-        controllers: list[Controller] = [deployment, replicaset, gc, namespace, lifecycle, ipam]
+        podgc = PodGarbageCollector(client, informers, recorder)
+        controllers: list[Controller] = [deployment, replicaset, gc, namespace, lifecycle, ipam, podgc]
         for c in controllers:
             c.register()
         try:

@@ -211,3 +211,18 @@ async def test_pod_cidr_is_freed_with_its_node(client: Client) -> None:
         node = await client.get(Node, "hollow-2")
         assert node.spec is not None and node.spec.pod_cidr == first.spec.pod_cidr
         await c.hollow.remove_node("hollow-2")
+
+
+async def test_pods_of_a_deleted_node_are_replaced(client: Client) -> None:
+    async with cluster(client, nodes=3) as c:
+        await client.create(deployment("gone", 6))
+        await eventually(lambda: c.rolled_out("gone"), what="rollout")
+        assert any(p.spec.node_name == "hollow-0" for p in await c.ready_pods(app="gone"))
+        await c.hollow.remove_node("hollow-0")
+
+        async def moved() -> bool:
+            pods = [p for p in await c.pods(app="gone")]
+            return len(pods) == 6 and all(p.spec.node_name != "hollow-0" and p.status and
+                                          p.status.phase == "Running" for p in pods)
+
+        await eventually(moved, what="pods of the deleted node replaced")
