@@ -483,6 +483,7 @@ def compute_status(deployment: Deployment, rss: Sequence[ReplicaSet], new: Repli
     else:
         _set_condition(st, "Available", "False", "MinimumReplicasUnavailable",
                        "Deployment does not have minimum availability.", now)
+    _surface_replica_failure(st, rss, new, now)
     name = new.metadata.name if new is not None else ""
     progressing = st.condition("Progressing")
     if paused:
@@ -509,6 +510,19 @@ def compute_status(deployment: Deployment, rss: Sequence[ReplicaSet], new: Repli
         _set_condition(st, "Progressing", "False", "ProgressDeadlineExceeded",
                        f'ReplicaSet "{name}" has timed out progressing.', now)
     return st
+
+
+def _surface_replica_failure(st: DeploymentStatus, rss: Sequence[ReplicaSet], new: ReplicaSet | None,
+                             now: datetime) -> None:
+    """A ReplicaSet that cannot create its pods (quota, admission...) says so in condition
+    ReplicaFailure; the Deployment shows it (the new ReplicaSet's first) until it clears."""
+    ordered = ([new] if new is not None else []) + [rs for rs in rss if new is None or rs is not new]
+    for rs in ordered:
+        for cond in (rs.status.conditions if rs.status else None) or []:
+            if cond.type == "ReplicaFailure" and cond.status == "True":
+                _set_condition(st, "ReplicaFailure", "True", cond.reason or "FailedCreate", cond.message or "", now)
+                return
+    st.conditions = [c for c in st.conditions or [] if c.type != "ReplicaFailure"]
 
 
 def _has_progressed(prev: DeploymentStatus, new: DeploymentStatus) -> bool:

@@ -135,7 +135,10 @@ class ReplicaSetController:
                     await self._delete(rs, plan.delete)
             except ApiError as e:
                 error = e
-        await self._write_status(rs, owned)
+        failure = None
+        if error is not None:
+            failure = f"{'FailedCreate' if plan.create else 'FailedDelete'}: {error}"
+        await self._write_status(rs, owned, failure)
         if error is not None:
             raise error
 
@@ -187,8 +190,8 @@ class ReplicaSetController:
             else:
                 self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
 
-    async def _write_status(self, rs: ReplicaSet, owned: list[Pod]) -> None:
-        status, wait = core.compute_status(rs, owned, now=now())
+    async def _write_status(self, rs: ReplicaSet, owned: list[Pod], failure: str | None = None) -> None:
+        status, wait = core.compute_status(rs, owned, now=now(), failure=failure)
         if wait is not None:
             self.queue.add_after(object_key(rs), wait + 0.05)
         if rs.status is not None and status.to_dict() == rs.status.to_dict():

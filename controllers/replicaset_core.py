@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from api.apps import ReplicaSet, ReplicaSetStatus
+from api.apps import ReplicaSet, ReplicaSetCondition, ReplicaSetStatus
 from api.core import Pod
 from api.selectors import LabelSelector
 from controllers.podutil import available_in, is_active, is_ready, is_terminating, ready_condition
@@ -93,9 +93,13 @@ def plan(desired: int, pods: Iterable[Pod], *, expectations_satisfied: bool) -> 
     return ReplicaPlan()
 
 
-def compute_status(rs: ReplicaSet, pods: Iterable[Pod], *, now: datetime) -> tuple[ReplicaSetStatus, float | None]:
+def compute_status(rs: ReplicaSet, pods: Iterable[Pod], *, now: datetime,
+                   failure: str | None = None) -> tuple[ReplicaSetStatus, float | None]:
     """The status the ReplicaSet should report, and seconds until a pod becomes available
-    (None if no pod is waiting out minReadySeconds), so the caller can requeue then."""
+    (None if no pod is waiting out minReadySeconds), so the caller can requeue then.
+
+    `failure`: why the last creation or deletion failed ("FailedCreate: ..."), reported as
+    condition ReplicaFailure=True; it is cleared once the ReplicaSet has its replicas."""
     min_ready = rs.spec.min_ready_seconds or 0
     template_labels = (rs.spec.template.metadata.labels if rs.spec.template and rs.spec.template.metadata
                        else None) or {}
@@ -118,11 +122,19 @@ def compute_status(rs: ReplicaSet, pods: Iterable[Pod], *, now: datetime) -> tup
                 available += 1
             elif left is not None:
                 wait = left if wait is None else min(wait, left)
+    conditions = [c.copy_deep() for c in (rs.status.conditions if rs.status else None) or []]
+    if failure is not None:
+        reason, _, message = failure.partition(": ")
+        if not any(c.type == "ReplicaFailure" and c.reason == reason and c.message == message for c in conditions):
+            conditions = [c for c in conditions if c.type != "ReplicaFailure"]
+            conditions.append(ReplicaSetCondition(type="ReplicaFailure", status="True", reason=reason,
+                                                  message=message, last_transition_time=now))
+    elif replicas == (rs.spec.replicas if rs.spec.replicas is not None else 1):
+        conditions = [c for c in conditions if c.type != "ReplicaFailure"]
     status = ReplicaSetStatus(
         replicas=replicas, fully_labeled_replicas=fully_labeled, ready_replicas=ready,
         available_replicas=available, terminating_replicas=terminating,
-        observed_generation=rs.metadata.generation,
-        conditions=(rs.status.conditions if rs.status else None),
+        observed_generation=rs.metadata.generation, conditions=conditions or None,
     )
     return status, wait
 

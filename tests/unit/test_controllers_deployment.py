@@ -350,3 +350,20 @@ def test_rollout_with_scaling_events_always_completes(actions: list[tuple[str, i
     new = dc.find_new(sim.d, sim.rs_list())
     assert new is not None and sim.pods[new.metadata.name or ""] == [True] * replicas
     assert sim.total() == replicas
+
+
+def test_replica_failure_surfaces_on_the_deployment() -> None:
+    from api.apps import ReplicaSetCondition
+
+    sim = Sim(make_deployment(2))
+    sim.deploy_step()
+    rs = next(iter(sim.rss.values()))
+    failing = rs.model_copy(update={"status": ReplicaSetStatus(
+        replicas=0, conditions=[ReplicaSetCondition(type="ReplicaFailure", status="True", reason="FailedCreate",
+                                                    message="exceeded quota")])})
+    p = dc.plan(sim.d, [failing], now=T0)
+    cond = p.status.condition("ReplicaFailure")
+    assert cond is not None and (cond.reason, cond.message) == ("FailedCreate", "exceeded quota")
+    sim.d.status = p.status
+    ok = dc.plan(sim.d, sim.rs_list(), now=T0)
+    assert ok.status.condition("ReplicaFailure") is None

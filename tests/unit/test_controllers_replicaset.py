@@ -118,3 +118,19 @@ def test_claim_adopts_orphans_and_releases_mismatches() -> None:
     assert [p.metadata.name for p in owned] == ["mine"]
     assert [p.metadata.name for p in adopt] == ["orphan"]
     assert [p.metadata.name for p in release] == ["moved"]
+
+
+def test_replica_failure_condition_set_and_cleared() -> None:
+    rs = ReplicaSet(metadata=ObjectMeta(name="rs", generation=1),
+                    spec=ReplicaSetSpec(replicas=2, selector=LabelSelector(match_labels={"app": "web"}),
+                                        template=PodTemplateSpec(spec=PodSpec(containers=[]))))
+    status, _ = rc.compute_status(rs, [pod("a")], now=T0, failure="FailedCreate: exceeded quota")
+    assert status.conditions is not None
+    cond = status.conditions[0]
+    assert (cond.type, cond.status, cond.reason, cond.message) == ("ReplicaFailure", "True", "FailedCreate",
+                                                                     "exceeded quota")
+    rs.status = status
+    still, _ = rc.compute_status(rs, [pod("a")], now=T0)
+    assert still.conditions == status.conditions  # not yet at 2 replicas
+    cleared, _ = rc.compute_status(rs, [pod("a"), pod("b")], now=T0)
+    assert cleared.conditions is None
