@@ -11,6 +11,7 @@ from aiohttp import web
 from apiserver.app import REGISTRY, ServerConfig, create_app
 from apiserver.auth import pki
 from apiserver.auth.config import SecurityMaterial, ensure_security, install
+from apiserver.auth.pki import CertPaths, ClusterPKI, Identity
 from apiserver.etcd_process import free_port
 
 
@@ -30,7 +31,7 @@ class SecureApiServer:
         return f"https://127.0.0.1:{self.port}"
 
     @property
-    def pki(self) -> pki.ClusterPKI:
+    def pki(self) -> ClusterPKI:
         return self.material.config.pki
 
     async def start(self) -> None:
@@ -47,11 +48,11 @@ class SecureApiServer:
             await self.runner.cleanup()
             self.runner = None
 
-    def credential(self, name: str, identity: pki.Identity) -> pki.CertPaths:
+    def credential(self, name: str, identity: Identity) -> CertPaths:
         """A client certificate for `identity`, signed by the cluster CA."""
         return self.pki.ensure_client_cert(self.pki.load_ca(), name, identity)
 
-    def ssl_for(self, identity: pki.Identity | None, *, name: str | None = None) -> ssl.SSLContext:
+    def ssl_for(self, identity: Identity | None, *, name: str | None = None) -> ssl.SSLContext:
         """A client TLS context trusting the cluster CA and presenting `identity`'s certificate."""
         cert = None
         if identity is not None:
