@@ -43,7 +43,9 @@ PatchType = Literal["merge", "json", "strategic", "apply"]
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generateName alphabet: no vowels, no 0/1/3
 _CREATE_ON_UPDATE = {EVENTS.plural, LEASES.plural}
-_MAX_PATCH_RETRIES = 5
+# Unconditional patches and deletes re-read and retry on a conflict, as Kubernetes' GuaranteedUpdate
+# does; every round some writer wins, so this bounds only a pathological storm.
+_MAX_PATCH_RETRIES = 64
 
 
 def key_for(resource: Resource, namespace: str | None, name: str) -> str:
@@ -335,7 +337,7 @@ class Registry:
                 raise errors.not_found(_qualified(resource), name, group=resource.group, kind=resource.plural)
             old = with_resource_version(kv.value, kv.mod_revision)
             patched = self._apply_patch(resource, old, patch, patch_type)
-            wanted_rv = (patched.get("metadata") or {}).get("resourceVersion") if isinstance(patched, dict) else None
+            wanted_rv = _patch_resource_version(patch)
             if wanted_rv and wanted_rv != str(kv.mod_revision):
                 raise _conflict(resource, name)
             obj, warnings = self._decode(resource, patched, namespace, field_validation=field_validation)
@@ -492,6 +494,20 @@ class Registry:
                predicate: Callable[[dict[str, Any]], bool]) -> list[CachedObject]:
         return [o for o in self.cache[resource.plural].snapshot(prefix_for(resource, namespace))
                 if predicate(o.obj)]
+
+
+def _patch_resource_version(patch: Any) -> str | None:
+    """The resourceVersion a patch itself asks for (a precondition), if any. The patched
+    object always carries the stored one; only the client's own makes the patch conditional."""
+    if isinstance(patch, dict):
+        rv = (patch.get("metadata") or {}).get("resourceVersion")
+        return str(rv) if rv else None
+    if isinstance(patch, list):
+        for op in patch:
+            if isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" and op.get("op") in (
+                    "replace", "add", "test"):
+                return str(op.get("value"))
+    return None
 
 
 def _fmt(value: Any) -> str:

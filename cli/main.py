@@ -18,6 +18,8 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "cli.objects",
     "cli.servers",
+    "cli.scheduler_cmd",
+    "cli.controller_cmd",
     "cli.images",
 )
 

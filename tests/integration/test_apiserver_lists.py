@@ -132,3 +132,18 @@ async def test_discovery_openapi_health_metrics(http):
     assert 'apiserver_request_total{verb="LIST",resource="pods",code="200"} 1' in text
     assert 'apiserver_request_total{verb="GET",resource="pods",code="404"} 1' in text
     assert 'apiserver_request_duration_seconds_bucket{verb="LIST",resource="pods",le="+Inf"} 1' in text
+
+
+async def test_unconditional_patches_retry_past_concurrent_writers(http):
+    import asyncio
+
+    await http.post(PODS, pod("busy"))
+
+    async def label(i: int) -> int:
+        code, _ = await http.patch(f"{PODS}/busy", {"metadata": {"labels": {f"k{i}": "v"}}})
+        return code
+
+    codes = await asyncio.gather(*(label(i) for i in range(12)))
+    assert codes == [200] * 12
+    _, final = await http.get(f"{PODS}/busy")
+    assert len(final["metadata"]["labels"]) == 12
