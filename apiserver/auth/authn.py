@@ -21,7 +21,8 @@ Invariants:
 * Authorization runs before the handler, so a refused request never reaches the registry,
   and an unknown resource is 403 rather than 404 for those who may not see it. For writes
   by a node to a pod, the stored pod's `spec.nodeName` comes from `pod_lookup` (a read of
-  etcd through the registry), never from the request.
+  etcd through the registry), never from the request; a node writing to a pod that does not
+  exist gets 404 (it may read every pod anyway), as a kubelet finishing a pod expects.
 
 Known limit: between the node-ownership check and the write there is a window in which the
 pod could be deleted and re-created under the same name on another node; nodeName is
@@ -175,7 +176,10 @@ def auth_middleware(authenticator: Authenticator, *, pod_lookup: PodLookup) -> M
             return unauthorized()
         request[USER] = user
         info = request_info(request.method, path, request.query)
-        denied = await _authorize(request, user, info, pod_lookup)
+        try:
+            denied = await _authorize(request, user, info, pod_lookup)
+        except errors.NotFound as err:
+            return status_response(err)
         if denied is not None:
             log.info("forbidden: %s", denied.message)
             return status_response(denied)
@@ -199,7 +203,11 @@ async def _authorize(request: web.Request, user: Identity, info: RequestInfo,
         if (info.resource == "pods" and info.namespace and info.name and info.subresource in (None, "status")
                 and info.verb in {"update", "patch", "delete"} and authz.node_name_of(user) is not None):
             pod = await pod_lookup(request, info.namespace, info.name)
-            obj_node_name = ((pod or {}).get("spec") or {}).get("nodeName")
+            if pod is None:
+                # A node may read every pod, so "not found" tells it nothing new, and kubelets
+                # rely on 404 to learn that a pod they are finishing is already gone.
+                raise errors.not_found("pods", info.name, kind="pods")
+            obj_node_name = (pod.get("spec") or {}).get("nodeName")
     allowed, reason = authz.authorize(user, info.verb, info.resource, info.namespace, name, info.subresource,
                                       obj_node_name)
     if allowed:

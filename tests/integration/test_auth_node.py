@@ -92,7 +92,10 @@ async def test_a_node_writes_only_its_own_objects(secure: SecureApiServer) -> No
         listed = await n1.request("GET", PODS, params={"fieldSelector": "spec.nodeName=n1"})
         assert [p["metadata"]["name"] for p in listed["items"]] == ["on-n1"]
         await n1.request("PATCH", f"{PODS}/on-n1/status", json=STATUS, content_type=MERGE)
-        for name in ("on-n2", "unbound", "missing"):
+        for verb, path in (("PATCH", f"{PODS}/missing/status"), ("DELETE", f"{PODS}/missing")):
+            with pytest.raises(errors.NotFound):  # as a kubelet finishing a pod expects
+                await n1.request(verb, path, json=STATUS, content_type=MERGE)
+        for name in ("on-n2", "unbound"):
             msg = await forbidden(n1.request("PATCH", f"{PODS}/{name}/status", json=STATUS, content_type=MERGE))
             assert msg.startswith(f'pods "{name}" is forbidden: User "system:node:n1" cannot patch resource '
                                   '"pods/status" in API group "" in the namespace "default"')
