@@ -16,6 +16,7 @@ files in 0700 directories:
     <data_dir>/scheduler.kubeconfig        the scheduler's identity
     <data_dir>/controller-manager.kubeconfig
     <data_dir>/join-tokens.json            join tokens (clear text, short-lived, see tokens.py)
+    <data_dir>/join-command                `kubelite agent --server ... --token ... --ca-cert-hash ...`
     <data_dir>/tokens.json                 user bearer tokens (SHA-256 only)
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from aiohttp import web
 
 from apiserver.auth.authn import Authenticator, auth_middleware, registry_pod_lookup
-from apiserver.auth.files import private_dir
+from apiserver.auth.files import private_dir, write_private
 from apiserver.auth.join import JoinService
 from apiserver.auth.kubeconfig import write_kubeconfig
 from apiserver.auth.pki import (
@@ -115,5 +116,8 @@ def ensure_security(data_dir: Path, *, advertise_url: str, ips: list[str] | tupl
                                              key_pem=paths.key.read_bytes())
     kubelet_client = pki.ensure_client_cert(ca, "apiserver-kubelet-client", APISERVER_KUBELET_CLIENT)
     token = config.join_tokens.ensure(ttl=join_token_ttl)
-    return SecurityMaterial(config, ca_cert_hash(ca.cert), token, kubeconfigs["admin"], kubeconfigs["scheduler"],
-                            kubeconfigs["controller-manager"], kubelet_client)
+    material = SecurityMaterial(config, ca_cert_hash(ca.cert), token, kubeconfigs["admin"],
+                                kubeconfigs["scheduler"], kubeconfigs["controller-manager"], kubelet_client)
+    # For provisioning scripts: `ssh cp sudo cat .../join-command` on a worker, then run it.
+    write_private(data_dir / "join-command", material.join_command() + "\n")
+    return material

@@ -71,6 +71,8 @@ def test_security_material_is_private_and_reused(tmp_path: Path) -> None:
         if p.suffix != ".kubeconfig":
             assert p.read_bytes() == content, f"{p} changed on a re-run"
     assert "kubelite agent --server https://10.1.2.3:6443 --token " in second.join_command()
+    assert (data / "join-command").read_text() == second.join_command() + "\n"
+    assert f"--ca-cert-hash {second.ca_cert_hash}" in second.join_command()
 
 
 def test_files_stay_private_under_a_permissive_umask(tmp_path: Path) -> None:
