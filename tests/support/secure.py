@@ -3,6 +3,7 @@ plus credentials for any identity the tests need (signed by the server's CA)."""
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from apiserver.auth import pki
 from apiserver.auth.config import SecurityMaterial, ensure_security, install
 from apiserver.auth.pki import CertPaths, ClusterPKI, Identity
 from apiserver.etcd_process import free_port
+
+_WIRED = "auth" in {f.name for f in dataclasses.fields(ServerConfig)}
 
 
 class SecureApiServer:
@@ -35,8 +38,12 @@ class SecureApiServer:
         return self.material.config.pki
 
     async def start(self) -> None:
-        app = create_app(self.config)
-        install(app, self.material.config, registry_key=REGISTRY)
+        if _WIRED:  # ServerConfig.auth exists: create_app installs the auth layer itself
+            self.config.auth = self.material.config  # type: ignore[attr-defined]
+            app = create_app(self.config)
+        else:
+            app = create_app(self.config)
+            install(app, self.material.config, registry_key=REGISTRY)
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True,
