@@ -54,6 +54,9 @@ AUTHENTICATED_GROUP = "system:authenticated"
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 BOOTSTRAP_PATHS = ("/kubelite/v1/cluster-info", "/kubelite/v1/join")
 
+# Creates whose rules depend on the new object's name (own Node, own Lease, kube-system).
+_NAMED_CREATES = frozenset({"nodes", "leases", "namespaces"})
+
 USER: web.RequestKey[Identity] = web.RequestKey("kubelite-user")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -198,7 +201,7 @@ async def _authorize(request: web.Request, user: Identity, info: RequestInfo,
     name = info.name
     obj_node_name = None
     if authz.MASTERS_GROUP not in user.groups:
-        if info.verb == "create" and name is None:
+        if info.verb == "create" and name is None and info.resource in _NAMED_CREATES:
             name = await _created_name(request)
         if (info.resource == "pods" and info.namespace and info.name and info.subresource in (None, "status")
                 and info.verb in {"update", "patch", "delete"} and authz.node_name_of(user) is not None):

@@ -40,8 +40,9 @@ class RequestInfo:
 
 
 def request_info(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
-    path = "/" + path.strip("/")
-    parts = [p for p in path.split("/") if p]
+    # Split exactly as handlers.py does (empty segments kept), so that authorization and the
+    # handler can never read one path as two different targets.
+    parts = path.rstrip("/").split("/")[1:]
     m = method.upper()
     if m in ("GET", "HEAD"):
         plain_verb = "get"

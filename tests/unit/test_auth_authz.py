@@ -198,3 +198,17 @@ def test_request_info(method: str, path: str, query: dict[str, str], want: tuple
 def test_non_resource_request_info(path: str) -> None:
     info = request_info("GET", path, {})
     assert info.resource is None and info.verb == "get"
+
+
+@pytest.mark.parametrize("path", ["/api/v1//namespaces/default/pods", "/api/v1/namespaces//pods",
+                                  "/apis/apps/v1//deployments"])
+def test_empty_segments_are_kept_as_the_handlers_keep_them(path: str) -> None:
+    info = request_info("GET", path, {})
+    assert info.resource == "" or info.namespace == "", info
+
+
+def test_an_empty_namespace_matches_no_namespace_rule() -> None:
+    info = request_info("POST", "/apis/coordination.k8s.io/v1/namespaces//leases", {})
+    assert (info.verb, info.resource, info.namespace) == ("create", "leases", "")
+    assert not authorize(N1, "create", "leases", "", "n1")[0]
+    assert not authorize(SCHEDULER, "create", "leases", "", "kube-scheduler")[0]
