@@ -111,3 +111,30 @@ async def test_kubectl_shows_forbidden_and_unauthorized(secure: SecureApiServer,
                               token="this-token-is-not-known-here")
     result = await kubectl(nobody, "get", "pods")
     assert result.returncode != 0 and "You must be logged in to the server" in result.stderr
+
+
+async def test_the_official_python_client_loads_the_admin_kubeconfig(secure: SecureApiServer) -> None:
+    kubernetes = pytest.importorskip("kubernetes", reason="the official client is a dev dependency")
+
+    def run() -> tuple[list[str], int]:
+        api_client = kubernetes.config.new_client_from_config(config_file=str(secure.material.admin_kubeconfig))
+        try:
+            names = [ns.metadata.name for ns in kubernetes.client.CoreV1Api(api_client).list_namespace().items]
+            ca = secure.pki.ca_cert.read_bytes()
+            bob = secure.material.config.user_tokens.add(Identity("bob"))
+            path = write_kubeconfig(secure.data_dir / "bob.kubeconfig", server=secure.url, ca_pem=ca, user="bob",
+                                    token=bob)
+            denied = kubernetes.config.new_client_from_config(config_file=str(path))
+            try:
+                kubernetes.client.CoreV1Api(denied).list_namespace()
+            except kubernetes.client.rest.ApiException as err:
+                return names, err.status
+            finally:
+                denied.close()
+            return names, 200
+        finally:
+            api_client.close()
+
+    names, bob_status = await asyncio.to_thread(run)
+    assert {"default", "kube-system"} <= set(names)
+    assert bob_status == 403
