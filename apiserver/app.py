@@ -22,6 +22,8 @@ from aiohttp import web
 from api import errors
 from api.resources import ALL, NAMESPACES
 from apiserver import discovery
+from apiserver.auth.config import AuthConfig
+from apiserver.auth.config import install as install_auth
 from apiserver.handlers import ResourceHandlers, json_response
 from apiserver.metrics import Metrics, middleware
 from apiserver.registry import Registry
@@ -49,6 +51,8 @@ class ServerConfig:
     compaction_retain: int = 10000
     bookmark_interval: float = 5.0
     watch_window: int = 10000
+    # TLS, authentication and authorization; None serves plain HTTP to anyone (loopback only).
+    auth: AuthConfig | None = None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -185,6 +189,8 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_route("*", "/api/{tail:.*}", resources)
     app.router.add_route("*", "/apis/{tail:.*}", resources)
+    if config.auth is not None:
+        install_auth(app, config.auth, registry_key=REGISTRY)
     return app
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import ipaddress
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from aiohttp import web
 
 from api.durations import DurationError, parse_duration
 from apiserver.app import ServerConfig, create_app
+from apiserver.auth.config import SecurityMaterial, ensure_security
+from apiserver.auth.pki import PKIError
 from apiserver.etcd_process import EtcdNotInstalled, EtcdProcess, EtcdStartFailed
 
 log = logging.getLogger("kubelite")
@@ -57,6 +61,14 @@ def register(subparsers: Any) -> None:
                    help="how long pods stay on an unreachable node before eviction (default 5m)")
     s.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod network; each node gets a /24")
     s.add_argument("--no-controllers", action="store_true", help="run only etcd and the API server")
+    s.add_argument("--secure", action="store_true",
+                   help="serve TLS with authentication even on loopback (always on for other addresses)")
+    s.add_argument("--advertise-address", help="address nodes and clients use to reach this server "
+                   "(default: the bind address, or this host's primary address for 0.0.0.0)")
+    s.add_argument("--tls-san", action="append", default=[], metavar="NAME_OR_IP",
+                   help="an extra name or address for the server certificate (repeatable)")
+    s.add_argument("--join-token-ttl", type=_duration, default=24 * 3600.0, metavar="DURATION",
+                   help="lifetime of the join token written on first start (default 24h, 0: never expires)")
     _add_serving_flags(s)
     s.set_defaults(func=run_server)
 
@@ -81,8 +93,9 @@ def _check_bind(address: str) -> str | None:
 async def _serve(config: ServerConfig, bind: str, port: int, unix_socket: Path | None) -> web.AppRunner:
     runner = web.AppRunner(create_app(config), handle_signals=False, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, bind, port).start()
-    log.info("API server listening on http://%s:%d", bind, port)
+    tls = config.auth.ssl_context() if config.auth is not None else None
+    await web.TCPSite(runner, bind, port, ssl_context=tls).start()
+    log.info("API server listening on %s://%s:%d", "https" if tls else "http", bind, port)
     if unix_socket is not None:
         unix_socket.parent.mkdir(parents=True, exist_ok=True)
         unix_socket.unlink(missing_ok=True)
@@ -114,10 +127,48 @@ async def run_apiserver(args: argparse.Namespace) -> int:
     return 0
 
 
+def _primary_address() -> str:
+    """The address of the interface holding the default route (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("203.0.113.1", 9))  # TEST-NET-3: never answered, only routed
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def _security(args: argparse.Namespace) -> SecurityMaterial | None:
+    """Certificates and credentials, made on first start: required beyond loopback."""
+    if _check_bind(args.bind_address) is None and not args.secure:
+        return None
+    wildcard = args.bind_address in ("0.0.0.0", "::")
+    advertise = args.advertise_address or (_primary_address() if wildcard else args.bind_address)
+    names = [advertise, *args.tls_san, socket.gethostname()]
+    if not wildcard:
+        names.append(args.bind_address)
+    ips, dns = [], []
+    for name in dict.fromkeys(names):
+        try:
+            ipaddress.ip_address(name)
+            ips.append(name)
+        except ValueError:
+            dns.append(name)
+    local = "127.0.0.1" if wildcard else args.bind_address
+    ttl = dt.timedelta(seconds=args.join_token_ttl) if args.join_token_ttl else None
+    return ensure_security(args.data_dir, advertise_url=f"https://{_host(advertise)}:{args.port}", ips=ips,
+                           dns_names=dns, local_url=f"https://{_host(local)}:{args.port}", join_token_ttl=ttl)
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
 async def run_server(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
-    if (why := _check_bind(args.bind_address)) is not None:
-        print(f"error: {why}", file=sys.stderr)
+    try:
+        material = _security(args)
+    except (OSError, PKIError) as err:
+        print(f"error: cannot prepare TLS and credentials in {args.data_dir}: {err}", file=sys.stderr)
         return 1
     etcd: EtcdProcess | None = None
     endpoint = args.etcd_servers
@@ -135,13 +186,16 @@ async def run_server(args: argparse.Namespace) -> int:
     _stop_on_signals(stop)
     runner: web.AppRunner | None = None
     try:
-        runner = await _serve(ServerConfig(etcd_servers=endpoint), args.bind_address, args.port, args.unix_socket)
-        url = f"http://{args.bind_address}:{args.port}"
+        config = ServerConfig(etcd_servers=endpoint, auth=material.config if material else None)
+        runner = await _serve(config, args.bind_address, args.port, args.unix_socket)
+        if material is not None:
+            log.info("admin kubeconfig: %s", material.admin_kubeconfig)
+            log.info("join a node with: %s", material.join_command())
         async with asyncio.TaskGroup() as group:
             group.create_task(_until(stop))
             if not args.no_controllers:
-                for starter in _control_loops(args):
-                    group.create_task(starter(url, stop))
+                for starter in _control_loops(args, material):
+                    group.create_task(starter(stop))
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -154,18 +208,28 @@ async def _until(stop: asyncio.Event) -> None:
     await stop.wait()
 
 
-def _control_loops(args: argparse.Namespace) -> list[Any]:
-    """The scheduler and the controller-manager, each a client of the API server."""
+def _control_loops(args: argparse.Namespace, material: SecurityMaterial | None) -> list[Any]:
+    """The scheduler and the controller-manager, each a client of the API server under its own
+    identity when the server is secured."""
     from api.client import Client
+    from cli.config import from_kubeconfig
     from controllers.manager import run_controller_manager
     from scheduler import run_scheduler
 
-    async def scheduler(url: str, stop: asyncio.Event) -> None:
-        async with Client(url, user_agent="kubelite-scheduler") as client:
+    def client_for(kubeconfig: Path | None, agent: str) -> Client:
+        if kubeconfig is None:
+            return Client(f"http://{_host(args.bind_address)}:{args.port}", user_agent=agent)
+        target = from_kubeconfig(kubeconfig)
+        return Client(target.server, ssl=target.ssl, token=target.token, user_agent=agent)
+
+    async def scheduler(stop: asyncio.Event) -> None:
+        kubeconfig = material.scheduler_kubeconfig if material is not None else None
+        async with client_for(kubeconfig, "kubelite-scheduler") as client:
             await run_scheduler(client, stop=stop, leader_elect=True)
 
-    async def controllers(url: str, stop: asyncio.Event) -> None:
-        async with Client(url, user_agent="kubelite-controller-manager") as client:
+    async def controllers(stop: asyncio.Event) -> None:
+        kubeconfig = material.controller_manager_kubeconfig if material is not None else None
+        async with client_for(kubeconfig, "kubelite-controller-manager") as client:
             await run_controller_manager(client, node_monitor_grace_period=args.node_monitor_grace_period,
                                          pod_eviction_timeout=args.pod_eviction_timeout,
                                          cluster_cidr=args.cluster_cidr, leader_elect=True, stop=stop)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -91,3 +92,38 @@ async def test_clients_reach_the_server_over_a_unix_socket(data_dir):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_secure_server_makes_credentials_and_refuses_anonymous(data_dir, tmp_path):
+    import json as _json
+    import ssl
+
+    port = free_port()
+    proc = subprocess.Popen([str(KUBELITE), "server", "--data-dir", str(data_dir), "--port", str(port), "--secure"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:  # the CA appears once the server has made its credentials
+                context = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.crt"))
+                with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=context, timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the secure server did not become ready"
+                time.sleep(0.1)
+        try:
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/api/v1/pods", context=context, timeout=5)
+            raise AssertionError("anonymous request was served")
+        except urllib.error.HTTPError as err:
+            assert err.code == 401
+        for name in ("admin.kubeconfig", "scheduler.kubeconfig", "join-command"):
+            assert (data_dir / name).stat().st_mode & 0o777 == 0o600
+        kubectl = Path(sys.executable).parent / "kubectl"
+        out = subprocess.run([str(kubectl), "--kubeconfig", str(data_dir / "admin.kubeconfig"), "get", "ns",
+                              "-o", "json", "--cache-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "kube-system" in {n["metadata"]["name"] for n in _json.loads(out.stdout)["items"]}
+        assert (data_dir / "join-command").read_text().startswith(f"kubelite agent --server https://127.0.0.1:{port}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
