@@ -1,0 +1,200 @@
+"""`kubelite up` and `kubelite down`: a working cluster on this machine with one command.
+
+    kubelite up                 etcd + API server + scheduler + controllers (one `kubelite server`
+                                process) and one `kubelite agent` on this machine
+    kubelite up --nodes 3       the same control plane, and three agents, each the kubelet of a
+                                simulated host: a network namespace on a bridge (fabric.py)
+    kubelite down               stops all of it and removes every container, mount, cgroup,
+                                namespace and link it made
+
+Everything lives under one state directory (default /var/lib/kubelite/up), recorded in
+`cluster.json` so that `down` knows what to remove. All nodes share one image store
+(`<root>/images`, where `kubelite build` and `kubelite image import` put images), so an
+image built on this machine runs on every node with no extra step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from cli.local import daemons
+from cli.local.fabric import GATEWAY, Fabric
+
+console = Console(stderr=True)
+KUBELITE = str(Path(sys.executable).parent / "kubelite")
+
+
+@dataclass
+class ClusterState:
+    """What `up` made, so `down` can remove exactly that."""
+
+    state_dir: str
+    image_root: str
+    port: int
+    prefix: str
+    nodes: list[dict[str, str]] = field(default_factory=list)  # name, root_dir, netns, node_ip, port
+    kubeconfig: str = ""
+
+    @classmethod
+    def load(cls, state_dir: Path) -> ClusterState | None:
+        try:
+            return cls(**json.loads((state_dir / "cluster.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self) -> None:
+        Path(self.state_dir, "cluster.json").write_text(json.dumps(asdict(self), indent=2))
+
+
+class UpError(RuntimeError):
+    pass
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise UpError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def write_kubeconfig(path: Path, server: str) -> None:
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- name: kubelite\n  cluster:\n    server: {server}\n"
+        "contexts:\n- name: kubelite\n  context:\n    cluster: kubelite\n    user: admin\n    namespace: default\n"
+        "current-context: kubelite\nusers:\n- name: admin\n  user: {}\n")
+    path.chmod(0o600)
+
+
+def agent_argv(*, server: str, node: dict[str, str], image_root: str, extra: list[str]) -> list[str]:
+    argv = [KUBELITE, "agent", "--server", server, "--node-name", node["name"], "--root-dir", node["root_dir"],
+            "--node-ip", node["node_ip"], "--port", node["port"], "--image-root", image_root]
+    if node.get("netns"):
+        argv += ["--netns", node["netns"]]
+    return argv + extra
+
+
+async def _nodes_ready(server: str, names: list[str], timeout: float) -> None:
+    from api.client import Client
+    from api.core import Node
+
+    deadline = time.monotonic() + timeout
+    async with Client(server) as client:
+        with console.status("waiting for nodes to be Ready") as status:
+            while True:
+                nodes = {n.metadata.name: n for n in (await client.list(Node)).items}
+                ready = [name for name in names if name in nodes and _is_ready(nodes[name])]
+                status.update(f"waiting for nodes to be Ready: {len(ready)}/{len(names)}")
+                if len(ready) == len(names):
+                    return
+                if time.monotonic() > deadline:
+                    missing = sorted(set(names) - set(ready))
+                    raise UpError(f"nodes not Ready after {timeout:.0f}s: {', '.join(missing)}")
+                await asyncio.sleep(0.3)
+
+
+def _is_ready(node: object) -> bool:
+    status = getattr(node, "status", None)
+    cond = status.condition("Ready") if status is not None else None
+    return cond is not None and cond.status == "True"
+
+
+def up(*, nodes: int, state_dir: Path, image_root: Path, port: int, prefix: str,
+       grace_period: str, eviction_timeout: str, kubeconfig: Path | None) -> ClusterState:
+    if os.geteuid() != 0:
+        raise UpError("kubelite up needs root: containers use namespaces, cgroups and mounts (try sudo)")
+    existing = ClusterState.load(state_dir)
+    if existing is not None and daemons.running("server", state_dir):
+        raise UpError(f"a cluster is already running from {state_dir}; `kubelite down` first")
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    image_root.mkdir(parents=True, exist_ok=True)
+    sock = state_dir / "apiserver.sock"
+    state = ClusterState(state_dir=str(state_dir), image_root=str(image_root), port=port, prefix=prefix)
+    state.save()
+
+    with console.status("starting the control plane (etcd, API server, scheduler, controllers)"):
+        daemons.start("server", [KUBELITE, "server", "--data-dir", str(state_dir / "server"), "--port", str(port),
+                                 "--unix-socket", str(sock), "--node-monitor-grace-period", grace_period,
+                                 "--pod-eviction-timeout", eviction_timeout], state_dir)
+        _wait_http(f"http://127.0.0.1:{port}/readyz", 60)
+    console.print(f"[green]✓[/] control plane on http://127.0.0.1:{port}  (logs: {state_dir}/server.log)")
+
+    with console.status("importing busybox:latest"):
+        _import_busybox(image_root)
+    console.print("[green]✓[/] image busybox:latest")
+
+    if nodes == 1:
+        name = socket.gethostname().lower()
+        state.nodes = [{"name": name, "root_dir": str(state_dir / "nodes" / name), "netns": "",
+                        "node_ip": "127.0.0.1", "port": "10250"}]
+        server = f"http://127.0.0.1:{port}"
+    else:
+        hosts = Fabric(prefix).create(nodes)
+        state.nodes = [{"name": h.name, "root_dir": str(state_dir / "nodes" / h.name), "netns": h.name,
+                        "node_ip": h.address, "port": "10250"} for h in hosts]
+        server = f"unix://{sock}"
+        console.print(f"[green]✓[/] {nodes} simulated hosts on {prefix}-br0 ({GATEWAY}/24)")
+    state.save()
+    for node in state.nodes:
+        Path(node["root_dir"]).mkdir(parents=True, exist_ok=True)
+        daemons.start(f"agent-{node['name']}", agent_argv(server=server, node=node, image_root=str(image_root),
+                                                          extra=[]), state_dir)
+    asyncio.run(_nodes_ready(f"http://127.0.0.1:{port}", [n["name"] for n in state.nodes], 90))
+    console.print(f"[green]✓[/] {len(state.nodes)} node(s) Ready")
+
+    path = kubeconfig or state_dir / "kubeconfig"
+    write_kubeconfig(path, f"http://127.0.0.1:{port}")
+    state.kubeconfig = str(path)
+    state.save()
+    return state
+
+
+def _import_busybox(image_root: Path) -> None:
+    from runtime.images import ImageStore
+    from runtime.images.busybox import import_busybox
+
+    store = ImageStore(image_root)
+    if not store.has_image("busybox:latest"):
+        import_busybox(store)
+
+
+def down(*, state_dir: Path) -> None:
+    state = ClusterState.load(state_dir)
+    if state is None:
+        console.print(f"no cluster recorded in {state_dir}")
+        return
+    for node in state.nodes:
+        with console.status(f"stopping node {node['name']}"):
+            daemons.stop(f"agent-{node['name']}", state_dir)
+            asyncio.run(_clean_node(node))
+    with console.status("stopping the control plane"):
+        daemons.stop("server", state_dir, grace=15)
+    if any(n.get("netns") for n in state.nodes):
+        Fabric(state.prefix).destroy()
+    if state.kubeconfig and Path(state.kubeconfig).parent != state_dir:
+        Path(state.kubeconfig).unlink(missing_ok=True)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    console.print("[green]✓[/] cluster removed")
+
+
+async def _clean_node(node: dict[str, str]) -> None:
+    """Remove what a node's kubelet leaves running by design (containers outlive it)."""
+    from cli.local.cleanup import clean_node
+
+    await clean_node(Path(node["root_dir"]))
