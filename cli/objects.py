@@ -1,0 +1,100 @@
+"""The kubectl-like object verbs: `apply`, `create`, `get`, `describe`, `delete`, `scale`,
+`rollout`, `cordon`, `uncordon`, `drain`.
+
+This module only builds the argparse tree and runs a verb: it resolves the server
+(cli/config.py), opens the clients, and turns every error into kubectl's words on stderr
+and exit code 1. The verbs themselves live in one module each and take
+`(args, connection)`; they print results on stdout and return the exit code, so that a
+script can trust `0` to mean every object was handled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from api.client import ApiConnectionError, ApiTimeout
+from api.errors import ApiError
+from cli.config import ConfigError, Connection, add_connection_flags, connect
+from cli.printers import error_text
+
+Verb = Callable[[argparse.Namespace, Connection], Awaitable[int]]
+
+OUTPUTS = ("wide", "yaml", "json", "name")
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done; the message says what to type."""
+
+
+def run(verb: Verb) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    """The `func` of a verb's parser: connect, run, and report errors as kubectl does."""
+
+    async def func(args: argparse.Namespace) -> int:
+        try:
+            conn = connect(args)
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        async with conn:
+            try:
+                return await verb(args, conn)
+            except (ApiError, ApiConnectionError, ApiTimeout) as err:
+                print(error_text(err, server=conn.target.server, origin=conn.target.source), file=sys.stderr)
+            except (UsageError, ValueError, KeyError) as err:
+                message = err.args[0] if isinstance(err, KeyError) and err.args else err
+                print(f"error: {message}", file=sys.stderr)
+            return 1
+
+    return func
+
+
+def _parser(subparsers: Any, name: str, help_: str, verb: Verb, **kwargs: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subparsers.add_parser(name, help=help_, description=help_, **kwargs)
+    add_connection_flags(p)
+    p.set_defaults(func=run(verb))
+    return p
+
+
+def _namespace_flag(p: argparse.ArgumentParser, *, all_namespaces: bool = False) -> None:
+    p.add_argument("-n", "--namespace", metavar="NS", help="namespace (default: the context's, else default)")
+    if all_namespaces:
+        p.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+
+
+def _files_flag(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("-f", "--filename", action="append", default=[], required=required, metavar="FILE",
+                   help="manifest file, directory or - for stdin (repeatable)")
+    p.add_argument("-R", "--recursive", action="store_true", help="read directories recursively")
+
+
+def register(subparsers: Any) -> None:
+    from cli import apply, get
+
+    p = _parser(subparsers, "apply", "create or update objects from manifests (client-side apply)", apply.apply_cmd)
+    _files_flag(p, required=True)
+    _namespace_flag(p)
+
+    p = _parser(subparsers, "create", "create objects from manifests, or a namespace", apply.create_cmd)
+    _files_flag(p, required=False)
+    _namespace_flag(p)
+    p.add_argument("what", nargs="*", metavar="namespace NAME", help="`namespace NAME` (alias ns)")
+
+    p = _parser(subparsers, "get", "list objects as tables, YAML, JSON or names", get.get_cmd)
+    p.add_argument("targets", nargs="+", metavar="TYPE[/NAME] [NAME...]",
+                   help="pods, deploy, rs, nodes, ns, events, all; comma-separated types allowed")
+    _namespace_flag(p, all_namespaces=True)
+    _selector_flags(p)
+    p.add_argument("-o", "--output", choices=OUTPUTS, help="wide|yaml|json|name")
+    p.add_argument("-w", "--watch", action="store_true", help="after listing, print changes as they happen")
+    p.add_argument("--show-labels", action="store_true", help="add a LABELS column")
+    p.add_argument("-L", "--label-columns", action="append", default=[], metavar="KEY",
+                   help="add a column with this label's value (repeatable, or comma-separated)")
+    p.add_argument("--no-headers", action="store_true", help="omit the header line")
+
+
+def _selector_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-l", "--selector", metavar="SEL", help="label selector, e.g. app=web,tier!=db")
+    p.add_argument("--field-selector", metavar="SEL", help="field selector, e.g. spec.nodeName=n1")

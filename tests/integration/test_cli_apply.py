@@ -1,0 +1,91 @@
+"""`kubelite apply|create|get` against a real API server, in-process (cli.main.main in a thread,
+so the server keeps running in the test's event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from cli import config
+from cli.main import main
+
+Run = Callable[..., Awaitable[tuple[int, str, str]]]
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: busybox:1.36
+        ports:
+        - containerPort: 8080
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: solo
+  labels: {app: solo}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+"""
+
+
+@pytest.fixture
+def kl(apiserver: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
+    monkeypatch.setattr(config, "DEFAULT_KUBECONFIGS", ())
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBELITE_SERVER", raising=False)
+
+    async def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+        capsys.readouterr()
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        code = await asyncio.to_thread(main, [*argv, "--server", apiserver.url])  # type: ignore[attr-defined]
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+async def test_apply_created_configured_unchanged_keeps_ports(kl: Run, tmp_path: Path) -> None:
+    path = tmp_path / "web.yaml"
+    path.write_text(DEPLOYMENT)
+    assert await kl("apply", "-f", str(path)) == (0, "deployment.apps/web created\npod/solo created\n", "")
+    assert await kl("apply", "-f", str(path)) == (0, "deployment.apps/web unchanged\npod/solo unchanged\n", "")
+    path.write_text(DEPLOYMENT.replace("image: busybox:1.36\n        ports", "image: busybox:1.37\n        ports"))
+    code, out, _ = await kl("apply", "-f", str(path))
+    assert (code, out) == (0, "deployment.apps/web configured\npod/solo unchanged\n")
+    code, out, _ = await kl("get", "deploy/web", "-o", "json")
+    container = json.loads(out)["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "busybox:1.37"
+    assert container["ports"][0]["containerPort"] == 8080
+
+
+async def test_apply_from_stdin_and_get_table(kl: Run) -> None:
+    code, out, err = await kl("apply", "-f", "-", stdin=DEPLOYMENT)
+    assert code == 0, err
+    code, out, _ = await kl("get", "deployments")
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert lines[0].startswith("NAME   READY")  # 3-space padding
+    assert lines[1].split()[0] == "web"
+    code, out, _ = await kl("get", "deployments", "-o", "wide")
+    assert out.splitlines()[0].split()[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
