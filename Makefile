@@ -49,6 +49,8 @@ demo-down:
 
 bench: deps
 	$(PY) bench/api.py
+	$(PY) bench/scheduler.py
+	$(PY) bench/build.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
