@@ -13,11 +13,11 @@ Invariants:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# CDLL(None) is the already-loaded libc: ctypes.util.find_library would import
+# subprocess, shutil and tempfile, a heap every forked shim would carry.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 # Namespace flags (linux/sched.h).
 CLONE_NEWNS = 0x00020000
@@ -91,9 +91,10 @@ def umount2(target: str, flags: int = 0) -> None:
 
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2) is a raw syscall: glibc has no wrapper."""
-    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    machine = os.uname().machine
+    number = _SYS_PIVOT_ROOT.get(machine)
     if number is None:
-        raise OSError(38, f"pivot_root: unknown syscall number on {platform.machine()}")
+        raise OSError(38, f"pivot_root: unknown syscall number on {machine}")
     _check(_libc.syscall(number, _b(new_root), _b(put_old)), f"pivot_root({new_root})")
 
 

@@ -4,9 +4,10 @@
        \\______________start failed_______/
 
 Transitions are checked: anything else raises ``StateError``. The file is replaced
-atomically (write tmp, fsync, rename) so a crash leaves the old or the new state,
-never half of one. It is the only thing a new runtime instance needs to re-adopt a
-container.
+atomically (write tmp, rename) so a reader sees the old or the new state, never half
+of one. There is no fsync: it cost milliseconds per start, and after a host crash
+no container survives anyway (the kubelet recreates pods from the API). The file is
+the only thing a new runtime instance needs to re-adopt a container.
 """
 
 from __future__ import annotations
@@ -84,8 +85,6 @@ def save(state: ContainerState, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w") as f:
         json.dump(state.to_json(), f)
-        f.flush()
-        os.fsync(f.fileno())
     os.rename(tmp, path)
 
 

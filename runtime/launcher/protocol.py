@@ -40,12 +40,14 @@ def decode(data: bytes) -> dict[str, Any]:
 
 
 def recv_with_fds(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """Receive one message and any fds attached (the fds are owned by the caller)."""
+    """Receive one message and any fds attached (owned by the caller, close-on-exec)."""
     fds = array.array("i")
     msg, ancdata, _flags, _addr = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    for fd in fds:
+        os.set_inheritable(fd, False)  # only what a child dup2()s onto 0-2 may survive exec
     if not msg:
         for fd in fds:
             os.close(fd)

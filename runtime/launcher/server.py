@@ -8,7 +8,7 @@ syscalls.
 
 Protocol: see ``protocol``. Operations:
 
-- ``ping`` -> ``{"ok": true, "pid": N}``
+- ``ping`` -> ``{"ok": true, "pid": N, "zygote_pid": M}``
 - ``sandbox`` (namespaces to pin, hostname) -> ok or error
 - ``start`` (container config) -> ``{"ok": true, "shim_pid", "init_pid"}`` once the
   init has exec'd (or an error naming the failed step)
@@ -21,7 +21,6 @@ through wait statuses, so a new launcher can serve containers an old one started
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import selectors
@@ -31,7 +30,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from runtime.launcher import init, protocol, shim
+from runtime.launcher import init, protocol, zygote
 
 Child = Callable[[dict[str, Any], int], NoReturn]
 
@@ -39,14 +38,16 @@ Child = Callable[[dict[str, Any], int], NoReturn]
 class _Pending:
     """A forked child whose report pipe we read until EOF, then answer ``conn``."""
 
-    def __init__(self, conn: socket.socket, op: str, pid: int) -> None:
-        self.conn, self.op, self.pid = conn, op, pid
+    def __init__(self, conn: socket.socket, op: str) -> None:
+        self.conn, self.op = conn, op
         self.data = b""
 
 
 class Launcher:
     def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
+        # First, before the heap is churned by serving: shims fork from this quiet copy.
+        self.zygote, self.zygote_pid = zygote.start()
         self.sel = selectors.DefaultSelector()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if os.path.exists(socket_path):
@@ -61,7 +62,8 @@ class Launcher:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.sel.register(self.wake_r, selectors.EVENT_READ, self._reap)
-        self.owned: set[int] = {self.listener.fileno(), self.wake_r, self.wake_w, self.sel.fileno()}
+        self.owned: set[int] = {self.listener.fileno(), self.wake_r, self.wake_w, self.sel.fileno(),
+                                self.zygote.fileno()}
         self.running = True
 
     def serve(self) -> None:
@@ -81,8 +83,6 @@ class Launcher:
         fds: list[int] = []
         try:
             msg, fds = protocol.recv_with_fds(conn)
-            for fd in fds:
-                os.set_inheritable(fd, False)  # only what a child dup2()s onto 0-2 may survive exec
             self._dispatch(conn, msg, fds)
         except Exception as e:
             self._reply(conn, {"ok": False, "error": f"launcher: {type(e).__name__}: {e}"})
@@ -93,14 +93,14 @@ class Launcher:
     def _dispatch(self, conn: socket.socket, msg: dict[str, Any], fds: list[int]) -> None:
         op = msg.get("op")
         if op == "ping":
-            self._reply(conn, {"ok": True, "pid": os.getpid()})
+            self._reply(conn, {"ok": True, "pid": os.getpid(), "zygote_pid": self.zygote_pid})
         elif op == "shutdown":
             self._reply(conn, {"ok": True})
             self.running = False
         elif op == "sandbox":
             self._fork_reporting(conn, "sandbox", init.run_sandbox, msg)
         elif op == "start":
-            self._fork_reporting(conn, "start", shim.run_shim, msg)
+            self._start(conn, msg)
         elif op == "exec":
             if len(fds) != 4:
                 raise protocol.ProtocolError("exec needs 4 fds: stdin, stdout, stderr, status")
@@ -143,11 +143,30 @@ class Launcher:
 
     def _fork_reporting(self, conn: socket.socket, op: str, child: Child, msg: dict[str, Any]) -> None:
         r, w = os.pipe()
-        pid = self._fork(lambda: child(msg, w))
+        self._fork(lambda: child(msg, w))
         os.close(w)
-        pending = _Pending(conn, op, pid)
+        self._await_report(conn, op, r)
+
+    def _await_report(self, conn: socket.socket, op: str, r: int) -> None:
+        pending = _Pending(conn, op)
         self.owned.add(r)
         self.sel.register(r, selectors.EVENT_READ, lambda fd: self._report(fd, pending))
+
+    def _start(self, conn: socket.socket, msg: dict[str, Any]) -> None:
+        r, w = os.pipe()
+        try:
+            try:
+                zygote.spawn_shim(self.zygote, msg, w)
+            except OSError:
+                # The zygote died (someone killed it): make a new one and retry once.
+                self.owned.discard(self.zygote.fileno())
+                self.zygote.close()
+                self.zygote, self.zygote_pid = zygote.start()
+                self.owned.add(self.zygote.fileno())
+                zygote.spawn_shim(self.zygote, msg, w)
+        finally:
+            os.close(w)
+        self._await_report(conn, "start", r)
 
     def _report(self, fd: int, pending: _Pending) -> None:
         chunk = os.read(fd, 65536)
@@ -163,13 +182,12 @@ class Launcher:
             kind, _, rest = line.partition(" ")
             if kind == "pid":
                 reply["init_pid"] = int(rest)
+            elif kind == "shim":
+                reply["shim_pid"] = int(rest)
             elif kind == "error":
                 errors.append(rest)
         if errors:
-            reply = {"ok": False, "error": "; ".join(errors), **({"init_pid": reply["init_pid"]}
-                                                               if "init_pid" in reply else {})}
-        if pending.op == "start":
-            reply["shim_pid"] = pending.pid
+            reply = {"ok": False, "error": "; ".join(errors)}
         self._reply(pending.conn, reply)
 
     def _exec_child(self, msg: dict[str, Any], fds: list[int]) -> NoReturn:
@@ -198,16 +216,18 @@ class Launcher:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="kubelite container launcher")
-    parser.add_argument("--socket", required=True)
-    args = parser.parse_args(argv)
-    launcher = Launcher(args.socket)
+    # No argparse: every module imported here is carried by every shim forked from us.
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "--socket":
+        sys.exit("usage: python -m runtime.launcher.server --socket PATH")
+    socket_path = args[1]
+    launcher = Launcher(socket_path)
     # Everything a child needs is imported by now; freeze it so forks share those pages.
     gc.collect()
     gc.freeze()
-    print(f"launcher {os.getpid()} listening on {args.socket}", file=sys.stderr, flush=True)
+    print(f"launcher {os.getpid()} listening on {socket_path}", file=sys.stderr, flush=True)
     launcher.serve()
-    os.unlink(args.socket)
+    os.unlink(socket_path)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The per-container shim: parent of the container init, writer of its log, keeper of its exit.
 
-The launcher forks one shim per container. The shim:
+The launcher's zygote forks one shim per container. The shim:
 
 1. leaves the launcher's session (``setsid``), so killing the launcher or its process
    group leaves containers running;
@@ -10,8 +10,8 @@ The launcher forks one shim per container. The shim:
 
 The runtime learns of the exit by polling a pidfd on the shim (works for non-children)
 and then reads ``exit.json``; no one needs to be the shim's parent for that, so a dead
-launcher loses nothing. The shim is a forked copy of the launcher with the GC frozen,
-so it shares almost all its pages with the launcher and its sibling shims (see
+launcher loses nothing. The shim is a forked copy of the zygote with the GC frozen,
+so it shares almost all its pages with the zygote and its sibling shims (see
 runtime/README.md for the measured PSS).
 """
 
@@ -33,16 +33,20 @@ def run_shim(cfg: dict[str, Any], report: int) -> NoReturn:
     """Body of the shim process; ``report`` gets "pid N" (the init's host pid) or an error."""
     code = 0
     try:
+        os.write(report, f"shim {os.getpid()}\n".encode())
         os.setsid()
         log_fd = os.open(cfg["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        go_r, go_w = os.pipe()
         sc.unshare(sc.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
-            _become_init(cfg, report, out_w, err_w)
-        os.close(out_w)
-        os.close(err_w)
+            os.close(go_w)
+            _become_init(cfg, report, out_w, err_w, go_r)
+        for fd in (out_w, err_w, go_r):
+            os.close(fd)
+        _move_to_cgroup(cfg, pid, report, go_w)
         os.write(report, f"pid {pid}\n".encode())
         os.close(report)
         _pump(LogWriter(log_fd), {out_r: "stdout", err_r: "stderr"})
@@ -57,7 +61,19 @@ def run_shim(cfg: dict[str, Any], report: int) -> NoReturn:
     os._exit(code)
 
 
-def _become_init(cfg: dict[str, Any], report: int, out_w: int, err_w: int) -> NoReturn:
+def _move_to_cgroup(cfg: dict[str, Any], pid: int, report: int, go: int) -> None:
+    """Join the init to its cgroup while it mounts its rootfs, then let it exec."""
+    try:
+        init.join_cgroup(cfg["cgroup_procs"], pid)
+        os.write(go, b"1")
+    except OSError as e:
+        os.write(report, f"error failed to join cgroup for container {cfg['name']}: {e}\n".encode())
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(go)
+
+
+def _become_init(cfg: dict[str, Any], report: int, out_w: int, err_w: int, go: int) -> NoReturn:
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(out_w, 1)
@@ -67,7 +83,7 @@ def _become_init(cfg: dict[str, Any], report: int, out_w: int, err_w: int) -> No
             os.close(fd)
     # If the shim dies, the container must not run on unsupervised and unlogged.
     sc.set_parent_death_signal(signal.SIGKILL)
-    init.run_container(cfg, report)
+    init.run_container(cfg, report, go)
 
 
 def _pump(writer: LogWriter, streams: dict[int, str]) -> None:
