@@ -177,7 +177,7 @@ async def _events(conn: Connection, res: Resource, ns: str | None, params: Param
                   read_timeout: float | None) -> AsyncIterator[dict[str, Any]]:
     client = conn.tables if tables else conn.api
     async with client.stream("GET", _path(res, ns), params=params, read_timeout=read_timeout) as resp:
-        async for line in _lines(resp):
+        async for line in watch_lines(resp):
             event = json.loads(line)
             if event.get("type") == "ERROR":
                 status = event.get("object") or {}
@@ -210,7 +210,7 @@ async def _watch_objects(conn: Connection, res: Resource, ns: str | None, params
         sys.stdout.flush()
 
 
-async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def watch_lines(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     """Newline-delimited JSON of a watch body, however long a line (aiohttp's readline caps one)."""
     buf = bytearray()
     async for chunk in resp.content.iter_any():

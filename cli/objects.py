@@ -71,7 +71,7 @@ def _files_flag(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def register(subparsers: Any) -> None:
-    from cli import apply, get
+    from cli import apply, delete, describe, get, nodes, rollout
 
     p = _parser(subparsers, "apply", "create or update objects from manifests (client-side apply)", apply.apply_cmd)
     _files_flag(p, required=True)
@@ -93,6 +93,44 @@ def register(subparsers: Any) -> None:
     p.add_argument("-L", "--label-columns", action="append", default=[], metavar="KEY",
                    help="add a column with this label's value (repeatable, or comma-separated)")
     p.add_argument("--no-headers", action="store_true", help="omit the header line")
+
+    p = _parser(subparsers, "describe", "show an object in detail, with its events", describe.describe_cmd)
+    p.add_argument("targets", nargs="+", metavar="TYPE[/NAME] [NAME...]")
+    _namespace_flag(p, all_namespaces=True)
+    p.add_argument("-l", "--selector", metavar="SEL", help="label selector")
+
+    p = _parser(subparsers, "delete", "delete objects by name, manifest, label or all", delete.delete_cmd)
+    p.add_argument("targets", nargs="*", metavar="TYPE[/NAME] [NAME...]")
+    _files_flag(p, required=False)
+    _namespace_flag(p, all_namespaces=True)
+    _selector_flags(p)
+    p.add_argument("--all", action="store_true", help="every object of the type in the namespace")
+    p.add_argument("--grace-period", type=int, default=None, metavar="N",
+                   help="seconds a pod gets to stop (0: at once; default: the pod's own)")
+    p.add_argument("--force", action="store_true", help="with --grace-period 0: do not wait for the kubelet")
+    p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=False,
+                   help="wait until the objects are gone (default: no)")
+    p.add_argument("--ignore-not-found", action="store_true", help="a missing object is not an error")
+
+    p = _parser(subparsers, "scale", "set the replicas of a deployment or replica set", nodes.scale_cmd)
+    p.add_argument("targets", nargs="+", metavar="TYPE/NAME | TYPE NAME")
+    p.add_argument("--replicas", type=int, required=True, metavar="N")
+    _namespace_flag(p)
+
+    rollout.register(subparsers, _parser, _namespace_flag)
+
+    for name, help_ in (("cordon", "mark a node unschedulable"), ("uncordon", "mark a node schedulable")):
+        p = _parser(subparsers, name, help_, nodes.cordon_cmd)
+        p.add_argument("nodes", nargs="+", metavar="NODE")
+        p.set_defaults(unschedulable=name == "cordon")
+
+    p = _parser(subparsers, "drain", "cordon a node and evict its pods", nodes.drain_cmd)
+    p.add_argument("nodes", nargs="+", metavar="NODE")
+    p.add_argument("--force", action="store_true", help="also delete pods no controller will re-create")
+    p.add_argument("--ignore-daemonsets", action="store_true", help="leave DaemonSet pods in place")
+    p.add_argument("--grace-period", type=int, default=None, metavar="N")
+    p.add_argument("--timeout", type=float, default=0.0, metavar="SECONDS",
+                   help="give up waiting for the pods to go after this long (default 0: wait forever)")
 
 
 def _selector_flags(p: argparse.ArgumentParser) -> None:
