@@ -2,6 +2,7 @@
 
 from runtime.cgroups import CgroupStats, Resources
 from runtime.container.exec import ExecError, ExecProcess, ExecResult
+from runtime.container.oneshot import run_once
 from runtime.container.runtime import ContainerError, Runtime
 from runtime.container.sandbox import Sandbox, SandboxError
 from runtime.container.spec import ContainerSpec, Mount
@@ -22,4 +23,5 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "StateError",
+    "run_once",
 ]

@@ -204,7 +204,8 @@ class Runtime:
         mounts = [Mount(src, dst, read_only=True) for src, dst in sb.etc_mounts()] + list(st.spec.mounts)
         return {
             "op": "start", "name": st.name, "rootfs": str(cdir / "rootfs"),
-            "lowerdirs": st.spec.lowerdirs, "upperdir": str(cdir / "upper"), "workdir": str(cdir / "work"),
+            "lowerdirs": st.spec.lowerdirs, "upperdir": st.spec.upperdir or str(cdir / "upper"),
+            "workdir": st.spec.overlay_workdir or str(cdir / "work"),
             "namespaces": {k: str(sb.ns_path(k)) for k in sandboxes.NAMESPACES},
             "cgroup_procs": cg.procs_files(),
             "mounts": [{"source": m.source, "destination": m.destination, "read_only": m.read_only}

@@ -36,6 +36,10 @@ class ContainerSpec:
     mounts: list[Mount] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
     log_path: str | None = None  # default: <root>/containers/<id>/container.log
+    # Overlay upper and work dirs (same filesystem); default: under the container's dir.
+    # Set by builds that keep a RUN step's changes as a layer.
+    upperdir: str | None = None
+    overlay_workdir: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,4 +51,5 @@ class ContainerSpec:
             env=dict(obj.get("env") or {}), working_dir=obj.get("working_dir") or "/",
             user=obj.get("user") or "", mounts=[Mount(**m) for m in obj.get("mounts") or []],
             resources=Resources(**(obj.get("resources") or {})), log_path=obj.get("log_path"),
+            upperdir=obj.get("upperdir"), overlay_workdir=obj.get("overlay_workdir"),
         )

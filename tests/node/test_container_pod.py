@@ -66,3 +66,16 @@ async def test_long_lines_are_split_into_partial_records(runtime: Runtime, busyb
     tags = [line.split(" ")[2] for line in log.splitlines()]
     assert tags == ["P", "P", "F"]
     assert sum(len(line.split(" ", 3)[3]) for line in log.splitlines()) == 40000
+
+
+async def test_run_once_keeps_changes_in_the_given_upper_dir(busybox_rootfs: Path, tmp_path: Path) -> None:
+    from runtime.container import run_once
+
+    upper = tmp_path / "kltest-layer"
+    lines: list[tuple[str, str]] = []
+    code = await run_once(lowerdirs=[busybox_rootfs], upperdir=upper, argv=["sh", "-c", "echo built > /b; echo ok"],
+                          env={"A": "1"}, workdir="/", user="", output=lambda s, t: lines.append((s, t)))
+    assert code == 0
+    assert (upper / "b").read_text() == "built\n"
+    assert lines == [("stdout", "ok")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kltest-layer"]
