@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import yaml
@@ -100,3 +101,18 @@ async def test_not_found_and_unknown_type(kl: Run) -> None:
     assert (code, err) == (1, 'Error from server (NotFound): deployments.apps "x" not found\n')
     code, _, err = await kl("get", "widgets")
     assert (code, err) == (1, 'error: the server doesn\'t have a resource type "widgets"\n')
+
+
+async def test_get_watch_prints_new_rows(kl: Run, client: Client) -> None:
+    assert (await kl("apply", "-f", "-", stdin=DEPLOYMENT))[0] == 0
+    watching = asyncio.ensure_future(kl("get", "pods", "-w", "--request-timeout", "2"))
+    await asyncio.sleep(0.5)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "late", "namespace": "default"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    await client.request("POST", "/api/v1/namespaces/default/pods", json=pod)
+    code, out, err = await asyncio.wait_for(watching, 10)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split()[0] == "NAME" and lines[1].split()[0] == "solo"
+    assert lines[2].split()[:3] == ["late", "0/1", "Pending"]
+    assert lines[2].index("0/1") == lines[0].index("READY")  # the watch keeps the list's columns

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from api.client import Client
 from cli.main import main
@@ -130,3 +131,32 @@ def test_unreachable_server_says_where_it_came_from(capsys: object, monkeypatch:
     err = capsys.readouterr().err
     assert "cannot reach the API server at http://127.0.0.1:9" in err
     assert "that address came from $KUBELITE_SERVER" in err and "--server URL" in err
+
+
+def _rs(dep: dict[str, Any], revision: int, image: str) -> dict[str, Any]:
+    labels = {"app": "web", "pod-template-hash": f"h{revision}"}
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": f"web-h{revision}", "namespace": "default", "labels": labels,
+                         "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                                              "uid": dep["metadata"]["uid"], "controller": True}]},
+            "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "web", "image": image}]}}}}
+
+
+async def test_rollout_history_and_undo(kl: Run, client: Client) -> None:
+    new = DEPLOYMENT.replace("image: busybox:1.36\n        ports", "image: busybox:1.37\n        ports")
+    assert (await kl("apply", "-f", "-", stdin=new))[0] == 0
+    path = "/apis/apps/v1/namespaces/default/deployments/web"
+    dep = await client.request("PATCH", path, json={"metadata": {"annotations": {
+        "deployment.kubernetes.io/revision": "2"}}}, content_type="application/merge-patch+json")
+    for revision, image in ((1, "busybox:1.36"), (2, "busybox:1.37")):
+        await client.request("POST", "/apis/apps/v1/namespaces/default/replicasets", json=_rs(dep, revision, image))
+    code, out, _ = await kl("rollout", "history", "deployment/web")
+    assert out.splitlines()[:4] == ["deployment.apps/web ", "REVISION  CHANGE-CAUSE", "1         <none>",
+                                    "2         <none>"]
+    assert await kl("rollout", "undo", "deployment/web") == (0, "deployment.apps/web rolled back\n", "")
+    template = (await client.request("GET", path))["spec"]["template"]
+    assert template["spec"]["containers"][0]["image"] == "busybox:1.36"
+    assert template["metadata"]["labels"] == {"app": "web"}
