@@ -45,24 +45,56 @@ def with_resource_version(value: bytes, revision: int) -> dict[str, Any]:
     return obj
 
 
-@dataclass(slots=True)
-class CachedObject:
-    """An object as stored, with its resourceVersion, and its JSON encoding made once."""
+_METADATA = b'"metadata":{'
 
-    key: str
-    obj: dict[str, Any]
-    revision: int
-    _raw: bytes | None = None
+
+def splice_resource_version(value: bytes, revision: int) -> bytes | None:
+    """The stored bytes with `metadata.resourceVersion` inserted, without decoding them.
+
+    Works on what `registry.encode` writes (apiVersion, kind, then metadata first among the
+    objects: the first `"metadata":{` is the top-level one, since a string value cannot
+    contain an unescaped quote). Returns None for anything else; the caller decodes.
+    """
+    at = value.find(_METADATA, 0, 160)
+    if not value.startswith(b'{"apiVersion":') or at < 0:
+        return None
+    at += len(_METADATA)
+    version = b'"resourceVersion":"' + str(revision).encode() + b'"'
+    return value[:at] + version + (b"" if value[at:at + 1] == b"}" else b",") + value[at:]
+
+
+class CachedObject:
+    """An object as stored, with its resourceVersion. Decoding and encoding are lazy: a
+    create's watch event costs nothing until a list, a watcher or a selector needs it."""
+
+    __slots__ = ("_obj", "_raw", "_value", "key", "revision")
+
+    def __init__(self, key: str, obj: dict[str, Any] | None, revision: int, *, value: bytes | None = None) -> None:
+        self.key = key
+        self.revision = revision
+        self._obj = obj
+        self._value = value
+        self._raw: bytes | None = None
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        if self._obj is None:
+            assert self._value is not None
+            self._obj = with_resource_version(self._value, self.revision)
+        return self._obj
 
     @property
     def raw(self) -> bytes:
         if self._raw is None:
-            self._raw = json.dumps(self.obj, separators=(",", ":")).encode()
+            if self._obj is None and self._value is not None:
+                self._raw = splice_resource_version(self._value, self.revision)
+            if self._raw is None:
+                self._raw = json.dumps(self.obj, separators=(",", ":")).encode()
         return self._raw
 
     @classmethod
     def decode(cls, key: str, value: bytes, revision: int) -> CachedObject:
-        return cls(key, with_resource_version(value, revision), revision)
+        return cls(key, None, revision, value=value)
 
 
 @dataclass(slots=True)
