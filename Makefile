@@ -51,6 +51,7 @@ bench: deps
 	$(PY) bench/api.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/build.py
+	$(PY) bench/runtime.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
