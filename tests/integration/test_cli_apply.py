@@ -89,3 +89,20 @@ async def test_apply_from_stdin_and_get_table(kl: Run) -> None:
     assert lines[1].split()[0] == "web"
     code, out, _ = await kl("get", "deployments", "-o", "wide")
     assert out.splitlines()[0].split()[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+
+
+async def test_create_and_its_errors(kl: Run, tmp_path: Path) -> None:
+    path = tmp_path / "pod.yaml"
+    path.write_text(DEPLOYMENT.split("---\n")[1])
+    assert await kl("create", "-f", str(path)) == (0, "pod/solo created\n", "")
+    code, out, err = await kl("create", "-f", str(path))
+    assert (code, out) == (1, "")
+    assert err == f'Error from server (AlreadyExists): error when creating "{path}": pods "solo" already exists\n'
+    code, out, err = await kl("apply", "-n", "nowhere", "-f", str(path))
+    assert code == 1 and err.startswith("Error from server (NotFound): ") and "nowhere" in err
+    code, _, err = await kl("apply", "-f", str(tmp_path / "missing.yaml"))
+    assert (code, err) == (1, f'error: the path "{tmp_path / "missing.yaml"}" does not exist\n')
+    code, _, err = await kl("apply", "-f", "-", stdin="apiVersion: v1\nkind: Widget\nmetadata: {name: w}\n")
+    assert code == 1 and 'no matches for kind "Widget" in version "v1"' in err
+    code, _, err = await kl("create", "namespace", "default")
+    assert (code, err) == (1, 'Error from server (AlreadyExists): namespaces "default" already exists\n')
