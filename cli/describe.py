@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api import resources
+from api.apps import Deployment, ReplicaSet
 from api.durations import format_age
 from api.errors import NotFound
 from api.resources import Resource
@@ -25,6 +26,7 @@ from cli.apply import LAST_APPLIED
 from cli.config import Connection
 from cli.get import event_time
 from cli.printers import TabWriter, error_text
+from controllers.deployment_spec import find_new
 
 Lines = list[str]
 
@@ -52,8 +54,9 @@ async def describe_cmd(args: argparse.Namespace, conn: Connection) -> int:
                 sys.stdout.write("\n\n")
             first = False
             events = await _events(conn, res, obj)
+            extra = await _replica_set_lines(conn, obj) if res is resources.DEPLOYMENTS else []
             writer = TabWriter(sys.stdout, minwidth=0, padding=2)
-            for line in describe(res, obj, events, now=datetime.now(UTC)):
+            for line in describe(res, obj, events, now=datetime.now(UTC), extra=extra):
                 writer.write(line + "\n")
             writer.flush()
     return 1 if failed else 0
@@ -74,10 +77,29 @@ async def _events(conn: Connection, res: Resource, obj: dict[str, Any]) -> list[
     return sorted(items, key=event_time)
 
 
-def describe(res: Resource, obj: dict[str, Any], events: list[dict[str, Any]], *, now: datetime) -> Lines:
-    """The describe text of one object as tab-separated lines (see the module docstring)."""
+async def _replica_set_lines(conn: Connection, obj: dict[str, Any]) -> Lines:
+    """`OldReplicaSets:` / `NewReplicaSet:` of a Deployment, as kubectl shows them."""
+    from cli.rollout import owned_replica_sets
+
+    dep = Deployment.from_dict(obj)
+    rss = await owned_replica_sets(conn, dep)
+    new = find_new(dep, rss)
+
+    def show(rs: ReplicaSet) -> str:
+        created = rs.status.replicas if rs.status is not None else 0
+        return f"{rs.metadata.name} ({created}/{rs.spec.replicas if rs.spec.replicas is not None else 1} " \
+               f"replicas created)"
+
+    old = [show(rs) for rs in rss if rs is not new and (rs.spec.replicas or 0) > 0]
+    return [f"OldReplicaSets:\t{', '.join(old) or '<none>'}", f"NewReplicaSet:\t{show(new) if new else '<none>'}"]
+
+
+def describe(res: Resource, obj: dict[str, Any], events: list[dict[str, Any]], *, now: datetime,
+             extra: Lines | None = None) -> Lines:
+    """The describe text of one object as tab-separated lines (see the module docstring);
+    `extra` (a Deployment's ReplicaSets) goes between the body and the events."""
     body = _DESCRIBERS.get(res.kind, _generic)(obj, now)
-    return [*body, *events_section(events, now)]
+    return [*body, *(extra or []), *events_section(events, now)]
 
 
 # ---------------------------------------------------------------- helpers
@@ -125,8 +147,9 @@ def _containers(title: str, containers: list[dict[str, Any]], statuses: list[dic
     by_name = {s.get("name"): s for s in statuses or []}
     out = [f"{indent}{title}:"]
     for c in containers:
-        out.append(f"{indent}  {c.get('name')}:")
-        pad = f"{indent}    "
+        # kubectl: `  web:` under a pod's Containers, `   web:` under a Pod Template's.
+        out.append(f"{indent + ' ' if indent else '  '}{c.get('name')}:")
+        pad = "    "
         out.append(f"{pad}Image:\t{c.get('image')}")
         ports = c.get("ports") or []
         out.append(f"{pad}Port:\t" + (", ".join(f"{p.get('containerPort')}/{p.get('protocol') or 'TCP'}"
@@ -258,6 +281,7 @@ def _pod(obj: dict[str, Any], now: datetime) -> Lines:
     out += _containers("Containers", spec.get("containers") or [], status.get("containerStatuses") or [])
     out += _conditions(status.get("conditions"))
     out += _volumes(spec.get("volumes"))
+    out.append(f"QoS Class:\t{status.get('qosClass') or 'BestEffort'}")
     out += _map("Node-Selectors", spec.get("nodeSelector"))
     tolerations = [f"{t.get('key', '')}{'=' + t['value'] if t.get('value') else ''}"
                    f"{':' + t['effect'] if t.get('effect') else ''}"

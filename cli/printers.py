@@ -189,6 +189,10 @@ class _Dumper(yaml.SafeDumper):
 def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     if "\n" in value:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    # A string that would read back as something else ("7", "true", a timestamp) is
+    # double-quoted, as Go's yaml does, rather than PyYAML's single quotes.
+    if value and dumper.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str":
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 
 

@@ -150,7 +150,8 @@ async def _follow(conn: Connection, ns: str, name: str, *, watch: bool) -> bool:
         dep = await conn.api.request("GET", DEPLOY.path(ns, name))  # the watch ended: re-read
 
 
-async def _replica_sets(conn: Connection, dep: Deployment) -> list[ReplicaSet]:
+async def owned_replica_sets(conn: Connection, dep: Deployment) -> list[ReplicaSet]:
+    """The ReplicaSets the Deployment controls (selected by its labels, owned by its uid)."""
     selector = ",".join(f"{k}={v}" for k, v in sorted((dep.spec.selector.match_labels or {}).items()))
     listed = await conn.api.request("GET", resources.REPLICASETS.path(dep.metadata.namespace),
                                     params={"labelSelector": selector or None})
@@ -162,7 +163,7 @@ async def history_cmd(args: argparse.Namespace, conn: Connection) -> int:
     ns = conn.namespace(args.namespace)
     for name in _names(args):
         dep = Deployment.from_dict(await conn.api.request("GET", DEPLOY.path(ns, name)))
-        rss = sorted(await _replica_sets(conn, dep), key=revision)
+        rss = sorted(await owned_replica_sets(conn, dep), key=revision)
         if args.revision:
             match = [rs for rs in rss if revision(rs) == args.revision]
             if not match:
@@ -196,7 +197,7 @@ async def undo_cmd(args: argparse.Namespace, conn: Connection) -> int:
     for name in _names(args):
         dep = Deployment.from_dict(await conn.api.request("GET", DEPLOY.path(ns, name)))
         try:
-            template = rollback_template(dep, await _replica_sets(conn, dep), to_revision=args.revision)
+            template = rollback_template(dep, await owned_replica_sets(conn, dep), to_revision=args.revision)
         except RollbackError as err:
             raise ValueError(str(err)) from err
         if template.to_dict() == dep.spec.template.to_dict():
