@@ -12,8 +12,9 @@ with ``asyncio.to_thread``.
 
 from __future__ import annotations
 
+from runtime.network import nft
 from runtime.network.errors import NetworkError
 from runtime.network.ipam import Allocation, HostPort, Ipam
 from runtime.network.node import NodeNetwork, hosts_file
 
-__all__ = ["Allocation", "HostPort", "Ipam", "NetworkError", "NodeNetwork", "hosts_file"]
+__all__ = ["Allocation", "HostPort", "Ipam", "NetworkError", "NodeNetwork", "hosts_file", "nft"]
