@@ -48,7 +48,7 @@ async def get_cmd(args: argparse.Namespace, conn: Connection) -> int:
             continue
         table, failed_here, last_rv = await _table(conn, res, target.names, ns, params)
         failed |= failed_here
-        if not table["rows"]:
+        if not table["rows"] and not args.watch:
             continue
         options = TableOptions(wide=args.output == "wide", with_namespace=ns is None and res.namespaced,
                                show_labels=args.show_labels, no_headers=args.no_headers,
@@ -56,13 +56,14 @@ async def get_cmd(args: argparse.Namespace, conn: Connection) -> int:
         if printed and index:
             sys.stdout.write("\n")
         writer = TabWriter(sys.stdout, minwidth=6, padding=3, remember_widths=True)
-        for line in table_lines(table, options):
-            writer.line(*line)
-        writer.flush()
-        printed += 1
-        if args.watch:
+        if table["rows"]:
+            for line in table_lines(table, options):
+                writer.line(*line)
+            writer.flush()
+            printed += 1
+        if args.watch:  # an empty list prints its header with the first change
             await _watch_rows(conn, res, ns, params, table_rv=last_rv, names=target.names, writer=writer,
-                              options=options)
+                              options=options, header=not table["rows"])
             return 1 if failed else 0
     if args.output in ("yaml", "json", "name"):
         _print_structured(structured, args.output, single=_single(wanted))
@@ -187,16 +188,17 @@ async def _events(conn: Connection, res: Resource, ns: str | None, params: Param
 
 
 async def _watch_rows(conn: Connection, res: Resource, ns: str | None, params: Params, *, table_rv: str,
-                      names: list[str], writer: TabWriter, options: TableOptions) -> None:
+                      names: list[str], writer: TabWriter, options: TableOptions, header: bool) -> None:
     since = table_rv
     if names:  # a named get has no list revision: start from the current one
         since = str((await conn.api.request("GET", _path(res, ns), params={"limit": 1}))
                     .get("metadata", {}).get("resourceVersion") or "")
     async for event in _events(conn, res, ns, _watch_params(params, since, names), tables=True,
                                read_timeout=None):
-        for line in table_lines(event["object"], options, header=False):
+        for line in table_lines(event["object"], options, header=header):
             writer.line(*line)
         writer.flush()
+        header = False
 
 
 async def _watch_objects(conn: Connection, res: Resource, ns: str | None, params: Params, *, since: str,

@@ -116,3 +116,14 @@ async def test_get_watch_prints_new_rows(kl: Run, client: Client) -> None:
     assert lines[0].split()[0] == "NAME" and lines[1].split()[0] == "solo"
     assert lines[2].split()[:3] == ["late", "0/1", "Pending"]
     assert lines[2].index("0/1") == lines[0].index("READY")  # the watch keeps the list's columns
+
+
+async def test_get_watch_on_an_empty_list_prints_the_header_with_the_first_row(kl: Run, client: Client) -> None:
+    watching = asyncio.ensure_future(kl("get", "pods", "-w", "--request-timeout", "1"))
+    await asyncio.sleep(0.4)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "first", "namespace": "default"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    await client.request("POST", "/api/v1/namespaces/default/pods", json=pod)
+    code, out, _ = await asyncio.wait_for(watching, 10)
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == ["NAME", "first"]
