@@ -162,6 +162,10 @@ def _predicate(namespace: str | None, labels: LabelSelector | None,
     return match
 
 
+def _include_object(request: web.Request) -> bool:
+    return request.query.get("includeObject") == "Object"
+
+
 def _encode_continue(revision: int, start: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"rv": revision, "start": start}).encode()).decode()
 
@@ -427,7 +431,7 @@ class ResourceHandlers:
         cont = _encode_continue(revision, more_start) if more_start else None
         if wants_table(request.headers.get("Accept", "")):
             return json_response(table(r.plural, [o.obj for o in objects], resource_version=str(revision),
-                                       continue_=cont))
+                                       continue_=cont, include_object=_include_object(request)))
         meta: dict[str, Any] = {"resourceVersion": str(revision)}
         if cont:
             meta["continue"] = cont
@@ -495,9 +499,10 @@ class ResourceHandlers:
         await resp.prepare(request)
 
         def frame(kind: str, obj: CachedObject | dict[str, Any]) -> bytes:
-            if as_table:
+            if as_table and kind != "BOOKMARK":
                 data = obj.obj if isinstance(obj, CachedObject) else obj
-                payload = json.dumps(table(r.plural, [data]), separators=(",", ":")).encode()
+                payload = json.dumps(table(r.plural, [data], include_object=_include_object(request)),
+                                     separators=(",", ":")).encode()
             else:
                 payload = obj.raw if isinstance(obj, CachedObject) else json.dumps(obj).encode()
             return b'{"type":"' + kind.encode() + b'","object":' + payload + b"}\n"
@@ -544,6 +549,7 @@ class ResourceHandlers:
     async def _watch_from_etcd(self, request: web.Request, target: Target, predicate: Any, since: int,
                                resp: web.StreamResponse) -> web.StreamResponse:
         """A watch from before the cache's window: stream etcd's own history for it (410 once compacted)."""
+        as_table = wants_table(request.headers.get("Accept", ""))
         await resp.prepare(request)
         prefix = prefix_for(target.resource, target.namespace)
         try:
@@ -557,7 +563,9 @@ class ResourceHandlers:
                     obj = with_resource_version(ev.value, ev.revision)
                     kind = "ADDED" if ev.created else "MODIFIED"
                 if predicate(obj):
-                    await resp.write(json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode()
+                    shown = table(target.resource.plural, [obj], include_object=_include_object(request)) \
+                        if as_table else obj
+                    await resp.write(json.dumps({"type": kind, "object": shown}, separators=(",", ":")).encode()
                                      + b"\n")
         except Compacted:
             status = errors.Gone(f"too old resource version: {since}").to_status().to_dict()

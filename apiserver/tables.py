@@ -153,7 +153,9 @@ def wants_table(accept: str) -> bool:
 
 
 def table(plural: str, objects: list[dict[str, Any]], *, resource_version: str | None = None,
-          continue_: str | None = None) -> dict[str, Any]:
+          continue_: str | None = None, include_object: bool = False) -> dict[str, Any]:
+    """`include_object` (`?includeObject=Object`) puts whole objects in the rows instead of
+    their metadata, as Kubernetes does."""
     columns, row_for = TABLES.get(plural, ([("Name", "string", 0), ("Age", "string", 0)],
                                            lambda o, n: [o["metadata"]["name"], _age(o, n)]))
     now = datetime.now(UTC)
@@ -173,8 +175,8 @@ def table(plural: str, objects: list[dict[str, Any]], *, resource_version: str |
         ],
         "rows": [
             {"cells": row_for(o, now),
-             "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                        "metadata": o.get("metadata", {})}}
+             "object": o if include_object else {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                                                 "metadata": o.get("metadata", {})}}
             for o in objects
         ],
     }

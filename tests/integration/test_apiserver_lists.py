@@ -147,3 +147,10 @@ async def test_unconditional_patches_retry_past_concurrent_writers(http):
     assert codes == [200] * 12
     _, final = await http.get(f"{PODS}/busy")
     assert len(final["metadata"]["labels"]) == 12
+
+
+async def test_tables_can_include_whole_objects(http):
+    await http.post(PODS, pod("web"))
+    code, table = await http.get(PODS, params={"includeObject": "Object"}, headers={"Accept": TABLE})
+    assert code == 200
+    assert table["rows"][0]["object"]["kind"] == "Pod" and table["rows"][0]["object"]["spec"]["containers"]
