@@ -40,6 +40,7 @@ DEFAULT_KUBECONFIGS = (
     Path("/var/lib/kubelite/admin.kubeconfig"),
     Path("/var/lib/kubelite/server/admin.kubeconfig"),  # what `kubelite server --secure` writes
 )
+DEFAULT_SOURCE = "the built-in default: no --server, $KUBELITE_SERVER or kubeconfig was found"
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
 
@@ -50,7 +51,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True)
 class Target:
     server: str
-    source: str  # "--server", "$KUBELITE_SERVER", "kubeconfig /path", "default"
+    source: str  # "--server", "$KUBELITE_SERVER", "kubeconfig /path", DEFAULT_SOURCE
     namespace: str | None = None  # the current context's namespace, if any
     token: str | None = None
     ssl: ssl.SSLContext | None = None
@@ -77,7 +78,7 @@ def resolve(args: argparse.Namespace, environ: dict[str, str] | None = None) -> 
     path = kubeconfig_path(getattr(args, "kubeconfig", None), env)
     if path is not None:
         return from_kubeconfig(path)
-    return Target(DEFAULT_SERVER, "default")
+    return Target(DEFAULT_SERVER, DEFAULT_SOURCE)
 
 
 def kubeconfig_path(flag: str | None, env: os._Environ[str] | dict[str, str]) -> Path | None:

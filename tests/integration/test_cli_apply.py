@@ -106,3 +106,17 @@ async def test_create_and_its_errors(kl: Run, tmp_path: Path) -> None:
     assert code == 1 and 'no matches for kind "Widget" in version "v1"' in err
     code, _, err = await kl("create", "namespace", "default")
     assert (code, err) == (1, 'Error from server (AlreadyExists): namespaces "default" already exists\n')
+
+
+async def test_apply_removes_only_what_the_manifest_dropped(kl: Run, client: object) -> None:
+    from api.client import Client
+
+    assert isinstance(client, Client)
+    pod = DEPLOYMENT.split("---\n")[1].replace("labels: {app: solo}", "labels: {app: solo, tier: web}")
+    assert (await kl("apply", "-f", "-", stdin=pod))[0] == 0
+    path = "/api/v1/namespaces/default/pods/solo"
+    await client.request("PATCH", path, json={"metadata": {"labels": {"owner": "someone-else"}}},
+                         content_type="application/merge-patch+json")
+    assert (await kl("apply", "-f", "-", stdin=DEPLOYMENT.split("---\n")[1]))[1] == "pod/solo configured\n"
+    live = await client.request("GET", path)
+    assert live["metadata"]["labels"] == {"app": "solo", "owner": "someone-else"}

@@ -46,7 +46,7 @@ def test_order_flag_env_kubeconfig_default(tmp_path: Path) -> None:
     got = config.resolve(_args(), env)
     assert (got.server, got.source, got.token, got.namespace) == (
         "http://10.0.0.1:6443", f"kubeconfig {path}", "secret", "team")
-    assert config.resolve(_args(), {}) == config.Target(config.DEFAULT_SERVER, "default")
+    assert config.resolve(_args(), {}) == config.Target(config.DEFAULT_SERVER, config.DEFAULT_SOURCE)
 
 
 def test_missing_named_kubeconfig_is_an_error(tmp_path: Path) -> None:
