@@ -11,6 +11,7 @@ script can trust `0` to mean every object was handled.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,10 +30,31 @@ class UsageError(Exception):
     """The command line asks for something that cannot be done; the message says what to type."""
 
 
+class ServerWarnings(logging.Handler):
+    """api.client logs each `Warning` header; print it as kubectl does: `Warning: <text>`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "server warning" in str(record.msg) and isinstance(record.args, tuple) and record.args:
+            text = str(record.args[-1])
+            code, _, rest = text.partition(" - ")  # RFC 7234: `299 - "text"`
+            if code.isdigit() and rest:
+                text = rest.strip().removeprefix('"').removesuffix('"')
+            print(f"Warning: {text}", file=sys.stderr)
+        else:
+            print(f"warning: {record.getMessage()}", file=sys.stderr)
+
+
+def _install_warnings() -> None:
+    logger = logging.getLogger("api.client")
+    if not any(isinstance(h, ServerWarnings) for h in logger.handlers):
+        logger.addHandler(ServerWarnings(logging.WARNING))
+
+
 def run(verb: Verb) -> Callable[[argparse.Namespace], Awaitable[int]]:
     """The `func` of a verb's parser: connect, run, and report errors as kubectl does."""
 
     async def func(args: argparse.Namespace) -> int:
+        _install_warnings()
         try:
             conn = connect(args)
         except ConfigError as err:

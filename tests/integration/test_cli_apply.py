@@ -120,3 +120,10 @@ async def test_apply_removes_only_what_the_manifest_dropped(kl: Run, client: obj
     assert (await kl("apply", "-f", "-", stdin=DEPLOYMENT.split("---\n")[1]))[1] == "pod/solo configured\n"
     live = await client.request("GET", path)
     assert live["metadata"]["labels"] == {"app": "solo", "owner": "someone-else"}
+
+
+async def test_server_warnings_print_like_kubectl(kl: Run) -> None:
+    pod = DEPLOYMENT.split("---\n")[1].replace("  containers:", "  serviceAccountName: robot\n  containers:")
+    code, out, err = await kl("apply", "-f", "-", stdin=pod)
+    assert (code, out) == (0, "pod/solo created\n")
+    assert err == "Warning: spec.serviceAccountName: accepted but not enforced by kubelite\n"
