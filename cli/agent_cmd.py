@@ -1,0 +1,69 @@
+"""`kubelite agent`: run the kubelet of this node against an API server.
+
+`run_agent` is importable so that `kubelite up` can run agents itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from api.client import Client
+from kubelet.kubelet import Kubelet, KubeletConfig
+
+__all__ = ["register", "run_agent"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("agent", help="run the node agent (kubelet): registers the node and runs its pods")
+    p.add_argument("--server", required=True, metavar="URL", help="API server URL, e.g. http://127.0.0.1:6443")
+    p.add_argument("--node-name", required=True, metavar="NAME", help="name of this node's Node object")
+    p.add_argument("--root-dir", default="/var/lib/kubelite", metavar="DIR",
+                   help="state: containers, images, logs, network (default /var/lib/kubelite)")
+    p.add_argument("--node-ip", metavar="IP", help="InternalIP of the node (default: the default route's source)")
+    p.add_argument("--cgroup-root", default="/sys/fs/cgroup", metavar="PATH", help="cgroup mount (default /sys/fs/cgroup)")
+    p.add_argument("--cgroup-parent", default="kubelite", metavar="NAME", help="cgroup for the pods (default kubelite)")
+    p.add_argument("--port", type=int, default=10250, help="port of the logs/exec server (default 10250)")
+    p.add_argument("--network", choices=("bridge", "none"), default="bridge",
+                   help="pod network: a bridge from the node's podCIDR (default), or loopback only")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    p.set_defaults(func=_main)
+
+
+async def run_agent(server: str, node_name: str, *, root_dir: str | Path = "/var/lib/kubelite",
+                    node_ip: str | None = None, cgroup_root: str | Path = "/sys/fs/cgroup",
+                    cgroup_parent: str = "kubelite", port: int = 10250, network: str = "bridge",
+                    node_netns: str | None = None, stop: asyncio.Event | None = None,
+                    ready: asyncio.Event | None = None, **extra: Any) -> None:
+    """Run the kubelet until `stop` is set (containers keep running after it returns)."""
+    stop = stop or asyncio.Event()
+    config = KubeletConfig(node_name=node_name, root_dir=Path(root_dir), node_ip=node_ip,
+                           cgroup_root=Path(cgroup_root), cgroup_parent=cgroup_parent, port=port, network=network,
+                           node_netns=node_netns, **extra)
+    async with Client(server, user_agent=f"kubelet/{node_name}") as client:
+        kubelet = Kubelet(client, config)
+        if ready is None:
+            await kubelet.run(stop)
+            return
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(kubelet.run(stop))
+            await kubelet.ready.wait()
+            ready.set()
+
+
+async def _main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_agent(args.server, args.node_name, root_dir=args.root_dir, node_ip=args.node_ip,
+                    cgroup_root=args.cgroup_root, cgroup_parent=args.cgroup_parent, port=args.port,
+                    network=args.network, stop=stop)
+    return 0

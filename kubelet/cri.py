@@ -1,0 +1,236 @@
+"""The kubelet's thin adapter over `runtime`: pods and containers in Kubernetes terms.
+
+    <root>/                 the runtime's own dirs (pods/, containers/, launcher.sock)
+    <root>/images/          the image store
+    <root>/logs/<ns>_<pod>_<uid>/<container>/<attempt>.log    container logs (CRI format)
+
+The attempt number (a container's restartCount) is in its log path, which the runtime
+keeps in `state.json`: a restarted kubelet reads restart counts back from the runtime and
+`--previous` logs are simply `<attempt-1>.log`. Logs live outside the container dirs, so
+removing an old container instance keeps its log until the pod goes.
+
+Per container name the adapter keeps at most two instances, the latest and the one before
+(for `lastState`); older ones are removed as soon as a newer one has started.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from api.core import Container, Pod
+from api.quantity import cpu_millis, to_bytes
+from kubelet.decide import Observed
+from runtime.container import ContainerSpec, ContainerState, Mount, Phase, Resources, Runtime, Sandbox
+from runtime.images import ImageStore, ensure_image
+
+
+class PodError(Exception):
+    """A pod could not be set up as asked (bad volume, bad spec); the message says which part."""
+
+
+def _observed(st: ContainerState) -> Observed:
+    state = {Phase.CREATED: "created", Phase.RUNNING: "running", Phase.EXITED: "exited"}[st.phase]
+    return Observed(
+        id=st.id, name=st.name, attempt=attempt_of(st), state=state,  # type: ignore[arg-type]
+        started_at=st.started_at_ns / 1e9 if st.started_at_ns else None,
+        finished_at=st.finished_at_ns / 1e9 if st.finished_at_ns else None,
+        exit_code=st.exit_code, reason=st.reason, message=st.message,
+    )
+
+
+def attempt_of(st: ContainerState) -> int:
+    stem = Path(st.log_path).stem
+    return int(stem) if stem.isdigit() else 0
+
+
+@dataclass(frozen=True, slots=True)
+class PodContainers:
+    latest: dict[str, Observed]
+    previous: dict[str, Observed]
+    stale: list[str]  # ids of instances older than the previous one
+
+
+def group(states: list[ContainerState]) -> PodContainers:
+    by_name: dict[str, list[ContainerState]] = {}
+    for st in states:
+        by_name.setdefault(st.name, []).append(st)
+    latest, previous, stale = {}, {}, []
+    for name, items in by_name.items():
+        items.sort(key=lambda s: (attempt_of(s), s.created_at_ns), reverse=True)
+        latest[name] = _observed(items[0])
+        if len(items) > 1:
+            previous[name] = _observed(items[1])
+        stale += [s.id for s in items[2:]]
+    return PodContainers(latest, previous, stale)
+
+
+_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion in command, args and env values; unknown names stay as written."""
+    return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text.replace("$$", "\x00")).replace("\x00", "$")
+
+
+def argv_for(c: Container, entrypoint: list[str], cmd: list[str], env: dict[str, str]) -> list[str]:
+    """command/args over the image's ENTRYPOINT/CMD, by Kubernetes' four rules."""
+    if c.command:
+        argv = list(c.command) + list(c.args or [])
+    elif c.args:
+        argv = entrypoint + list(c.args)
+    else:
+        argv = entrypoint + cmd
+    return [expand(a, env) for a in argv]
+
+
+def resources_for(c: Container) -> Resources:
+    limits = (c.resources.limits if c.resources else None) or {}
+    requests = (c.resources.requests if c.resources else None) or {}
+    cpu_req = requests.get("cpu", limits.get("cpu"))
+    return Resources(
+        memory_limit=to_bytes(limits["memory"]) if "memory" in limits else None,
+        cpu_limit_millis=cpu_millis(limits["cpu"]) if "cpu" in limits else None,
+        cpu_request_millis=cpu_millis(cpu_req) if cpu_req is not None else None,
+    )
+
+
+class PodRuntime:
+    def __init__(self, rt: Runtime, images: ImageStore, root: Path) -> None:
+        self.rt = rt
+        self.images = images
+        self.root = root
+        (root / "logs").mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    async def open(cls, root: Path, *, cgroup_root: Path, cgroup_parent: str) -> PodRuntime:
+        rt = await Runtime.open(root, cgroup_root=cgroup_root, cgroup_parent=cgroup_parent)
+        return cls(rt, ImageStore(root / "images"), root)
+
+    async def close(self) -> None:
+        await self.rt.close()
+
+    # ------------------------------------------------------------ observe
+
+    def containers(self, pod_uid: str) -> PodContainers:
+        return group(self.rt.list(pod_uid=pod_uid))
+
+    def pod_uids(self) -> set[str]:
+        return {sb.pod_uid for sb in self.rt.sandboxes()} | {st.pod_uid for st in self.rt.list()}
+
+    def snapshot(self) -> dict[str, tuple[str, str]]:
+        """container id -> (pod uid, phase), for the relister."""
+        return {st.id: (st.pod_uid, st.phase.value) for st in self.rt.list()}
+
+    def sandbox(self, pod_uid: str) -> Sandbox | None:
+        return next((sb for sb in self.rt.sandboxes() if sb.pod_uid == pod_uid), None)
+
+    def log_dir(self, pod: Pod) -> Path:
+        m = pod.metadata
+        return self.root / "logs" / f"{m.namespace or 'default'}_{m.name}_{m.uid}"
+
+    def log_path(self, pod: Pod, container: str, attempt: int) -> Path:
+        return self.log_dir(pod) / container / f"{attempt}.log"
+
+    # ------------------------------------------------------------ act
+
+    async def ensure_sandbox(self, pod: Pod) -> Sandbox:
+        m = pod.metadata
+        hostname = (pod.spec.hostname or m.name or "pod")[:63]
+        return await self.rt.create_sandbox(m.uid or "", m.name or "", hostname=hostname)
+
+    async def pull(self, c: Container) -> None:
+        """Make the image present per imagePullPolicy (Always for :latest by default, as Kubernetes).
+        Raises `runtime.images.ImageError` (PullError) when it is not."""
+        image, policy = c.image or "", pull_policy(c)
+        if policy == "Always" and not explicit_registry(image) and self.images.has_image(image):
+            # Deviation: Docker Hub names (busybox:latest) are local imports on kubelite nodes,
+            # which usually cannot reach Docker Hub: the local copy is used as is.
+            return
+        await ensure_image(self.images, image, policy=policy)  # type: ignore[arg-type]
+
+    async def start(self, pod: Pod, sb: Sandbox, c: Container, *, attempt: int) -> str:
+        """Create and start one container instance; returns its id. The image must be present."""
+        uid = pod.metadata.uid or ""
+        lease = f"{uid}_{c.name}_{attempt}"
+        rootfs = await self.images.rootfs(c.image or "", lease=lease)
+        cfg = rootfs.config
+        env = dict(cfg.env_dict)
+        for var in c.env or []:
+            if var.value is not None or var.value_from is None:
+                env[var.name] = expand(var.value or "", env)
+        spec = ContainerSpec(
+            name=c.name, argv=argv_for(c, list(cfg.entrypoint or ()), list(cfg.cmd or ()), env),
+            lowerdirs=[str(p) for p in rootfs.lowerdirs], env=env,
+            working_dir=c.working_dir or cfg.working_dir or "/", user=cfg.user,
+            mounts=self.mounts(pod, sb, c), resources=resources_for(c),
+            log_path=str(self.log_path(pod, c.name, attempt)),
+        )
+        Path(spec.log_path or "").parent.mkdir(parents=True, exist_ok=True)
+        st = await self.rt.create_container(sb, spec)
+        await self.rt.start(st.id)
+        return st.id
+
+    def mounts(self, pod: Pod, sb: Sandbox, c: Container) -> list[Mount]:
+        volumes = {v.name: v for v in pod.spec.volumes or []}
+        out = []
+        for vm in c.volume_mounts or []:
+            v = volumes.get(vm.name)
+            if v is None:
+                raise PodError(f"container {c.name} mounts volume {vm.name}, which the pod does not declare")
+            if v.empty_dir is not None:
+                source = sb.volume_dir(v.name)
+            elif v.host_path is not None:
+                source = Path(v.host_path.path)
+                kind = v.host_path.type or ""
+                if kind == "DirectoryOrCreate":
+                    source.mkdir(parents=True, exist_ok=True)
+                elif kind == "FileOrCreate" and not source.exists():
+                    source.parent.mkdir(parents=True, exist_ok=True)
+                    source.touch()
+                elif not source.exists():
+                    raise PodError(f"hostPath {source} of volume {v.name} does not exist")
+            else:
+                raise PodError(f"volume {v.name}: only emptyDir and hostPath volumes are supported")
+            if vm.sub_path:
+                source = source / vm.sub_path
+                source.mkdir(parents=True, exist_ok=True)
+            out.append(Mount(str(source), vm.mount_path, read_only=bool(vm.read_only)))
+        return out
+
+    async def stop(self, container_id: str, *, grace: float) -> None:
+        await self.rt.stop(container_id, grace=grace)
+
+    async def remove(self, container_id: str) -> None:
+        st = self.rt.status(container_id)
+        await self.rt.remove(container_id)
+        self.images.release(f"{st.pod_uid}_{st.name}_{attempt_of(st)}")
+
+    async def remove_pod(self, pod_uid: str, *, grace: float) -> None:
+        """Stop every container of the pod (SIGTERM, grace, SIGKILL), then remove them, the sandbox
+        and the pod's logs."""
+        states = self.rt.list(pod_uid=pod_uid)
+        for st in states:
+            if st.phase is Phase.RUNNING:
+                await self.rt.stop(st.id, grace=grace)
+        for st in states:
+            await self.remove(st.id)
+        await self.rt.remove_sandbox(pod_uid)
+        for d in (self.root / "logs").glob(f"*_{pod_uid}"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def pull_policy(c: Container) -> str:
+    if c.image_pull_policy:
+        return c.image_pull_policy
+    image = c.image or ""
+    tagged = ":" in image.rsplit("/", 1)[-1]
+    return "Always" if (not tagged or image.endswith(":latest")) and "@" not in image else "IfNotPresent"
+
+
+def explicit_registry(image: str) -> bool:
+    """True when the reference names its registry (`localhost:5000/app`, `registry.example/x`)."""
+    first, sep, _ = image.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")

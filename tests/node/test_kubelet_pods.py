@@ -1,0 +1,179 @@
+"""The kubelet on the real kernel against a real API server: pods run, restart, report, go.
+
+Each test runs a kubelet with its own `kltest-` root dir and cgroup parent, no pod network
+(loopback only), and removes every container, sandbox and cgroup afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from api.client import Client
+from api.core import Container, Pod, PodSpec
+from api.errors import NotFound
+from api.meta import ObjectMeta
+from kubelet.decide import BackoffPolicy
+from kubelet.kubelet import Kubelet, KubeletConfig
+from tests.node.test_container_fixtures import cleanup_runtime
+
+pytestmark = [pytest.mark.root]
+
+NODE = "kltest-node"
+
+
+class Agent:
+    def __init__(self, client: Client, root: Path, parent: str, port: int) -> None:
+        self.client, self.root, self.parent, self.port = client, root, parent, port
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.kubelet: Kubelet | None = None
+
+    async def start(self) -> None:
+        self.stop = asyncio.Event()
+        cfg = KubeletConfig(node_name=NODE, root_dir=self.root, node_ip="127.0.0.1", cgroup_parent=self.parent,
+                            port=self.port, bind_address="127.0.0.1", network="none", lease_renew=0.5,
+                            status_report=1.0, relist=0.2, backoff=BackoffPolicy(initial=1.0, cap=4.0))
+        self.kubelet = Kubelet(self.client, cfg)
+        self.task = asyncio.create_task(self.kubelet.run(self.stop))
+        ready = asyncio.create_task(self.kubelet.ready.wait())
+        await asyncio.wait([self.task, ready], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if self.task.done():
+            self.task.result()
+        assert self.kubelet.ready.is_set()
+
+    async def halt(self) -> None:
+        self.stop.set()
+        if self.task is not None:
+            await self.task
+            self.task = None
+
+
+@pytest.fixture
+async def agent(client: Client) -> AsyncIterator[Agent]:
+    from apiserver.etcd_process import free_port
+
+    root = Path(tempfile.mkdtemp(prefix="kltest-kubelet-"))
+    parent = f"kltest-{secrets.token_hex(4)}"
+    a = Agent(client, root, parent, free_port())
+    await a.start()
+    try:
+        yield a
+    finally:
+        await a.halt()
+        for pod in (await client.list(Pod)).items:
+            with contextlib.suppress(NotFound):
+                await client.delete(Pod, pod.metadata.name or "", namespace=pod.metadata.namespace,
+                                    grace_period_seconds=0)
+        await cleanup_runtime(root, parent)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def pod(name: str, script: str, *, restart: str = "Always", **extra: object) -> Pod:
+    c = Container(name="main", image="busybox:latest", command=["sh", "-c", script], **extra)  # type: ignore[arg-type]
+    return Pod(metadata=ObjectMeta(name=name, namespace="default"),
+               spec=PodSpec(containers=[c], node_name=NODE, restart_policy=restart,
+                            termination_grace_period_seconds=2))
+
+
+async def until(client: Client, name: str, check: Callable[[Pod], bool], timeout: float = 20) -> Pod:
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        with contextlib.suppress(NotFound):
+            last = await client.get(Pod, name, namespace="default")
+            if check(last):
+                return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"pod {name} never got there; last status: {last.status if last else None}")
+
+
+def main_status(p: Pod) -> object:
+    return (p.status.container_statuses or [None])[0] if p.status else None
+
+
+async def test_node_registers_and_pod_runs_then_restarts_after_kill(agent: Agent, client: Client) -> None:
+    from api.coordination import Lease
+    from api.core import Node
+
+    node = await client.get(Node, NODE)
+    assert node.status is not None and node.status.condition("Ready").status == "True"  # type: ignore[union-attr]
+    assert node.metadata.labels and node.metadata.labels["kubernetes.io/hostname"] == NODE
+    assert node.status.daemon_endpoints and node.status.daemon_endpoints.kubelet_endpoint
+    lease = await client.get(Lease, NODE, namespace="kube-node-lease")
+    assert lease.spec and lease.spec.holder_identity == NODE
+
+    await client.create(pod("kltest-web", "echo hello; sleep 1000"))
+    p = await until(client, "kltest-web", lambda p: p.status is not None and p.status.phase == "Running"
+                    and bool(p.status.condition("Ready")) and p.status.condition("Ready").status == "True")  # type: ignore[union-attr]
+    cs = p.status.container_statuses[0]  # type: ignore[index,union-attr]
+    assert cs.restart_count == 0 and cs.state and cs.state.running
+    # Kill the container's process: the kubelet restarts it (restartCount 1).
+    assert agent.kubelet and agent.kubelet.runtime
+    latest = agent.kubelet.runtime.containers(p.metadata.uid or "").latest["main"]
+    st = agent.kubelet.runtime.rt.status(latest.id)
+    import os
+    import signal
+    assert st.init_pid
+    os.kill(st.init_pid, signal.SIGKILL)
+    p = await until(client, "kltest-web", lambda p: (s := main_status(p)) is not None
+                    and s.restart_count == 1 and s.state.running is not None)  # type: ignore[attr-defined]
+    cs = p.status.container_statuses[0]  # type: ignore[index,union-attr]
+    assert cs.last_state and cs.last_state.terminated and cs.last_state.terminated.exit_code == 137
+
+    # A kubelet restart re-adopts: nothing restarts.
+    await agent.halt()
+    await agent.start()
+    await asyncio.sleep(1.5)
+    p = await client.get(Pod, "kltest-web", namespace="default")
+    cs = p.status.container_statuses[0]  # type: ignore[index,union-attr]
+    assert cs.restart_count == 1 and cs.state and cs.state.running
+
+    # Graceful deletion: processes stop, the pod object goes.
+    await client.delete(Pod, "kltest-web", namespace="default")
+    deadline = asyncio.get_running_loop().time() + 10
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            await client.get(Pod, "kltest-web", namespace="default")
+        except NotFound:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the pod was not deleted")
+    assert agent.kubelet.runtime.containers(p.metadata.uid or "").latest == {}
+
+
+async def test_crashing_container_backs_off_and_never_policy_fails(agent: Agent, client: Client) -> None:
+    await client.create(pod("kltest-crash", "exit 3"))
+    p = await until(client, "kltest-crash", lambda p: (s := main_status(p)) is not None
+                    and s.state.waiting is not None and s.state.waiting.reason == "CrashLoopBackOff")  # type: ignore[attr-defined]
+    cs = main_status(p)
+    assert cs.last_state.terminated.exit_code == 3  # type: ignore[attr-defined]
+    await client.create(pod("kltest-once", "echo bye; exit 1", restart="Never"))
+    p = await until(client, "kltest-once", lambda p: p.status is not None and p.status.phase == "Failed")
+    assert main_status(p).state.terminated.reason == "Error"  # type: ignore[attr-defined]
+    await client.create(pod("kltest-ok", "true", restart="OnFailure"))
+    await until(client, "kltest-ok", lambda p: p.status is not None and p.status.phase == "Succeeded")
+
+
+async def test_liveness_and_readiness_probes(agent: Agent, client: Client) -> None:
+    from api.core import ExecAction, Probe
+
+    live = Probe(exec=ExecAction(command=["sh", "-c", "test ! -e /tmp/dead"]), period_seconds=1, failure_threshold=1)
+    ready = Probe(exec=ExecAction(command=["test", "-e", "/tmp/ready"]), period_seconds=1)
+    await client.create(pod("kltest-probe", "sleep 1000", liveness_probe=live, readiness_probe=ready))
+    p = await until(client, "kltest-probe", lambda p: p.status is not None and p.status.phase == "Running")
+    assert p.status.condition("Ready").status == "False"  # type: ignore[union-attr]
+    assert agent.kubelet and agent.kubelet.runtime
+    cid = agent.kubelet.runtime.containers(p.metadata.uid or "").latest["main"].id
+    await (await agent.kubelet.runtime.rt.exec(cid, ["touch", "/tmp/ready"])).communicate()
+    await until(client, "kltest-probe", lambda p: p.status.condition("Ready").status == "True")  # type: ignore[union-attr]
+    await (await agent.kubelet.runtime.rt.exec(cid, ["touch", "/tmp/dead"])).communicate()
+    await until(client, "kltest-probe", lambda p: main_status(p).restart_count == 1)  # type: ignore[attr-defined]
