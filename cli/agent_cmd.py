@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--root-dir", default="/var/lib/kubelite", metavar="DIR",
                    help="state: containers, images, logs, network (default /var/lib/kubelite)")
     p.add_argument("--node-ip", metavar="IP", help="InternalIP of the node (default: the default route's source)")
-    p.add_argument("--cgroup-root", default="/sys/fs/cgroup", metavar="PATH", help="cgroup mount (default /sys/fs/cgroup)")
+    p.add_argument("--cgroup-root", default="/sys/fs/cgroup", metavar="PATH",
+                   help="cgroup mount (default /sys/fs/cgroup)")
     p.add_argument("--cgroup-parent", default="kubelite", metavar="NAME", help="cgroup for the pods (default kubelite)")
     p.add_argument("--port", type=int, default=10250, help="port of the logs/exec server (default 10250)")
     p.add_argument("--network", choices=("bridge", "none"), default="bridge",
