@@ -177,3 +177,70 @@ async def test_liveness_and_readiness_probes(agent: Agent, client: Client) -> No
     await until(client, "kltest-probe", lambda p: p.status.condition("Ready").status == "True")  # type: ignore[union-attr]
     await (await agent.kubelet.runtime.rt.exec(cid, ["touch", "/tmp/dead"])).communicate()
     await until(client, "kltest-probe", lambda p: main_status(p).restart_count == 1)  # type: ignore[attr-defined]
+
+
+async def test_logs_and_exec_through_the_proxy(agent: Agent, client: Client) -> None:
+    import json
+
+    import aiohttp
+    from aiohttp import web
+
+    from api.core import Node
+    from apiserver.etcd_process import free_port
+    from apiserver.proxy import proxy_exec, proxy_log
+
+    async def get_pod(ns: str, name: str) -> dict[str, object]:
+        return (await client.get(Pod, name, namespace=ns)).to_dict()
+
+    async def get_node(name: str) -> dict[str, object]:
+        return (await client.get(Node, name)).to_dict()
+
+    async def log_handler(request: web.Request) -> web.StreamResponse:
+        return await proxy_log(request, get_pod, get_node, namespace=request.match_info["ns"],
+                               name=request.match_info["name"])
+
+    async def exec_handler(request: web.Request) -> web.StreamResponse:
+        return await proxy_exec(request, get_pod, get_node, namespace=request.match_info["ns"],
+                                name=request.match_info["name"])
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", log_handler)
+    app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/exec", exec_handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}/api/v1/namespaces/default/pods/kltest-talk"
+    try:
+        await client.create(pod("kltest-talk", "echo one; echo two >&2; sleep 1000"))
+        await until(client, "kltest-talk", lambda p: p.status is not None and p.status.phase == "Running")
+        async with aiohttp.ClientSession() as s:
+            for _ in range(50):
+                async with s.get(base + "/log") as r:
+                    text = await r.text()
+                if "two" in text:
+                    break
+                await asyncio.sleep(0.1)
+            assert text == "one\ntwo\n"
+            async with s.get(base + "/log", params={"tailLines": "1", "timestamps": "true"}) as r:
+                line = await r.text()
+            assert line.endswith(" two\n") and line.startswith("20")
+            params = [("command", "sh"), ("command", "-c"), ("command", "cat; echo err >&2; exit 7"),
+                      ("stdin", "true"), ("stdout", "true"), ("stderr", "true")]
+            out, err, status = b"", b"", None
+            async with s.ws_connect(base + "/exec", params=params, protocols=("v5.channel.k8s.io",)) as ws:
+                await ws.send_bytes(b"\x00hello\n")
+                await ws.send_bytes(b"\xff\x00")  # v5: close stdin
+                async for msg in ws:
+                    ch, data = msg.data[0], msg.data[1:]
+                    if ch == 1:
+                        out += data
+                    elif ch == 2:
+                        err += data
+                    elif ch == 3:
+                        status = json.loads(data)
+            assert out == b"hello\n" and err == b"err\n"
+            assert status is not None and status["status"] == "Failure"
+            assert status["details"]["causes"][0]["message"] == "7"
+    finally:
+        await runner.cleanup()
