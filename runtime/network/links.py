@@ -1,7 +1,8 @@
-"""Links, addresses, routes and sysctls through netlink (pyroute2), in the node's namespace.
+"""Links, addresses and routes through netlink (pyroute2), on a handle the caller opened.
 
-Every function is idempotent: it checks before it creates, and removing what is gone is
-not an error, so a step can be replayed after a crash or a kubelet restart.
+The handle belongs to one namespace (see ``netns.with_ipr``). Every function is idempotent:
+it checks before it creates, and removing what is gone is not an error, so a step can be
+replayed after a crash or a kubelet restart.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import contextlib
 import errno
 import hashlib
 import ipaddress
-import subprocess
-from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -27,10 +26,6 @@ POD_IFNAME = "eth0"
 def host_veth_name(pod_uid: str) -> str:
     """The node end of a pod's veth pair: stable for a uid, 14 characters (IFNAMSIZ allows 15)."""
     return "klv" + hashlib.sha256(pod_uid.encode()).hexdigest()[:11]
-
-
-def open_netns(path: str | None) -> IPRoute:
-    return IPRoute(netns=path) if path else IPRoute()
 
 
 def index_of(ip: IPRoute, ifname: str) -> int | None:
@@ -90,18 +85,17 @@ def delete_link(ip: IPRoute, ifname: str) -> bool:
     return True
 
 
-def configure_pod(pod_netns: str, *, address: str, prefixlen: int, gateway: str) -> None:
+def configure_pod(pod: IPRoute, *, address: str, prefixlen: int, gateway: str) -> None:
     """Inside the pod: lo up, eth0 with its address and up, default route via the bridge."""
-    with IPRoute(netns=pod_netns) as pod:
-        lo = index_of(pod, "lo")
-        if lo is not None:
-            pod.link("set", index=lo, state="up")
-        eth0 = index_of(pod, POD_IFNAME)
-        if eth0 is None:
-            raise NetworkError(f"no {POD_IFNAME} in {pod_netns}")
-        add_address(pod, eth0, address, prefixlen)
-        pod.link("set", index=eth0, state="up")
-        pod.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=eth0)
+    lo = index_of(pod, "lo")
+    if lo is not None:
+        pod.link("set", index=lo, state="up")
+    eth0 = index_of(pod, POD_IFNAME)
+    if eth0 is None:
+        raise NetworkError(f"the pod's namespace has no {POD_IFNAME}")
+    add_address(pod, eth0, address, prefixlen)
+    pod.link("set", index=eth0, state="up")
+    pod.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=eth0)
 
 
 def our_routes(ip: IPRoute) -> dict[str, str]:
@@ -122,12 +116,3 @@ def replace_route(ip: IPRoute, dst: str, gateway: str) -> None:
 def delete_route(ip: IPRoute, dst: str) -> None:
     with contextlib.suppress(NetlinkError):  # already gone
         ip.route("del", dst=dst, proto=RTPROT_KUBELITE)
-
-
-def write_sysctls(netns_path: str | None, values: dict[str, str]) -> None:
-    """sysctl in the node's namespace (``/proc/sys/net`` shows the namespace of whoever opens it)."""
-    prefix = ["nsenter", f"--net={netns_path}"] if netns_path else []
-    args: list[Any] = [f"{k}={v}" for k, v in values.items()]
-    result = subprocess.run([*prefix, "sysctl", "-qw", *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise NetworkError(f"sysctl {' '.join(args)}: {result.stderr.strip()}")

@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from runtime.network import links, nft
 from runtime.network.errors import NetworkError
 from runtime.network.ipam import Allocation, HostPort, Ipam
+from runtime.network.netns import with_ipr, write_sysctl
 
 _FAILURES = (NetlinkError, OSError, ValueError, NetworkError)
 
@@ -67,16 +70,17 @@ class NodeNetwork:
     # -- the node ------------------------------------------------------------------------
 
     def setup(self) -> None:
-        with _step(f"set up bridge {self.bridge} for {self.pod_cidr}"), links.open_netns(self.netns_path) as ip:
+        def work(ip: IPRoute) -> dict[str, str]:
             bridge = links.ensure_bridge(ip, self.bridge, gateway=self.gateway, prefixlen=self.prefixlen)
             for index, _ in links.bridge_ports(ip, bridge):
                 links.plug(ip, index, bridge)
-            peers = links.our_routes(ip)
-            links.write_sysctls(self.netns_path, {
-                "net.ipv4.ip_forward": "1",
-                # loopback-sourced traffic DNATed to a pod (curl 127.0.0.1:HOSTPORT) may leave via the bridge
-                f"net.ipv4.conf.{self.bridge}.route_localnet": "1",
-            })
+            write_sysctl("net.ipv4.ip_forward", "1")
+            # loopback-sourced traffic DNATed to a pod (curl 127.0.0.1:HOSTPORT) may leave via the bridge
+            write_sysctl(f"net.ipv4.conf.{self.bridge}.route_localnet", "1")
+            return links.our_routes(ip)
+
+        with _step(f"set up bridge {self.bridge} for {self.pod_cidr}"):
+            peers = with_ipr(self.netns_path, work)
             script = nft.base_ruleset(bridge=self.bridge, pod_cidr=self.pod_cidr, masquerade=self.masquerade)
             script += nft.set_peers(peers)
             script += "".join(nft.add_hostports(a, node_ip=self.node_ip) for a in self.ipam.allocated().values())
@@ -84,7 +88,7 @@ class NodeNetwork:
 
     def teardown(self) -> None:
         """Remove the pods' veths, the bridge, the nft table, our routes and the IPAM state; idempotent."""
-        with _step(f"tear down bridge {self.bridge}"), links.open_netns(self.netns_path) as ip:
+        def work(ip: IPRoute) -> None:
             for alloc in self.ipam.allocated().values():
                 links.delete_link(ip, links.host_veth_name(alloc.pod_uid))
             bridge = links.index_of(ip, self.bridge)
@@ -94,6 +98,9 @@ class NodeNetwork:
                 links.delete_link(ip, self.bridge)
             for dst in links.our_routes(ip):
                 links.delete_route(ip, dst)
+
+        with _step(f"tear down bridge {self.bridge}"):
+            with_ipr(self.netns_path, work)
             self.nft.run(nft.delete_table())
             self.ipam.destroy()
 
@@ -101,35 +108,49 @@ class NodeNetwork:
         """Route each peer pod CIDR via that node's address (host-gw); drop routes of ours not listed."""
         wanted = {str(ipaddress.ip_network(cidr)): str(ipaddress.ip_address(gw)) for cidr, gw in peers.items()}
         wanted.pop(self.pod_cidr, None)  # our own CIDR is on the bridge
-        with _step(f"set routes to pod CIDRs {sorted(wanted)}"), links.open_netns(self.netns_path) as ip:
+
+        def work(ip: IPRoute) -> None:
             current = links.our_routes(ip)
             for dst in current.keys() - wanted.keys():
                 links.delete_route(ip, dst)
             for dst, gateway in wanted.items():
                 if current.get(dst) != gateway:
                     links.replace_route(ip, dst, gateway)
+
+        with _step(f"set routes to pod CIDRs {sorted(wanted)}"):
+            with_ipr(self.netns_path, work)
             self.nft.run(nft.set_peers(wanted))
 
     # -- pods ----------------------------------------------------------------------------
 
     def attach(self, pod_uid: str, netns_path: str, *, host_ports: Sequence[HostPort] = ()) -> str:
         """Connect the pod's namespace to the bridge and return its IP; idempotent per pod uid."""
+        host_name = links.host_veth_name(pod_uid)
+        created: list[bool] = []  # set by plug(), read by the undo: a veth that existed before stays
+
+        def plug(ip: IPRoute) -> None:
+            bridge = links.index_of(ip, self.bridge)
+            if bridge is None:
+                raise NetworkError(f"bridge {self.bridge} does not exist (setup() not run)")
+            if links.create_veth(ip, host_name, netns_path):
+                created.append(True)
+            index = links.index_of(ip, host_name)
+            if index is None:
+                raise NetworkError(f"veth {host_name} vanished")
+            links.plug(ip, index, bridge)
+
+        def configure(pod: IPRoute) -> None:
+            links.configure_pod(pod, address=alloc.ip, prefixlen=self.prefixlen, gateway=self.gateway)
+
         with _step(f"attach pod {pod_uid} to bridge {self.bridge}"), contextlib.ExitStack() as undo:
             alloc, new = self.ipam.allocate(pod_uid)
             if new:
                 undo.callback(self.ipam.release, pod_uid)
-            host_name = links.host_veth_name(pod_uid)
-            with links.open_netns(self.netns_path) as ip:
-                bridge = links.index_of(ip, self.bridge)
-                if bridge is None:
-                    raise NetworkError(f"bridge {self.bridge} does not exist (setup() not run)")
-                if links.create_veth(ip, host_name, netns_path):
-                    undo.callback(self._delete_veth, host_name)
-                index = links.index_of(ip, host_name)
-                if index is None:
-                    raise NetworkError(f"veth {host_name} vanished")
-                links.plug(ip, index, bridge)
-            links.configure_pod(netns_path, address=alloc.ip, prefixlen=self.prefixlen, gateway=self.gateway)
+            if not os.path.exists(netns_path):
+                raise NetworkError(f"network namespace {netns_path} does not exist")
+            undo.callback(self._delete_veth_if, created, host_name)
+            with_ipr(self.netns_path, plug)
+            with_ipr(netns_path, configure)
             self._set_host_ports(alloc, tuple(host_ports))
             undo.pop_all()
             return alloc.ip
@@ -154,18 +175,25 @@ class NodeNetwork:
         for uid in gone:
             self.detach(uid)
         owned = {links.host_veth_name(uid) for uid in self.ipam.allocated()}
-        with _step(f"collect stale ports of bridge {self.bridge}"), links.open_netns(self.netns_path) as ip:
+
+        def work(ip: IPRoute) -> None:
             bridge = links.index_of(ip, self.bridge)
             for _, name in links.bridge_ports(ip, bridge) if bridge is not None else []:
                 if name not in owned:
                     links.delete_link(ip, name)
+
+        with _step(f"collect stale ports of bridge {self.bridge}"):
+            with_ipr(self.netns_path, work)
         return gone
 
     # -- internals -----------------------------------------------------------------------
 
+    def _delete_veth_if(self, created: list[bool], host_name: str) -> None:
+        if created:
+            self._delete_veth(host_name)
+
     def _delete_veth(self, host_name: str) -> None:
-        with links.open_netns(self.netns_path) as ip:
-            links.delete_link(ip, host_name)
+        with_ipr(self.netns_path, lambda ip: links.delete_link(ip, host_name))
 
     def _set_host_ports(self, alloc: Allocation, host_ports: tuple[HostPort, ...]) -> None:
         if host_ports == alloc.host_ports:
