@@ -18,7 +18,9 @@ Ordering and invariants:
 - All netlink and nft work happens in the node's namespace (``node_netns``) when the node is
   one (simulated hosts); the pod namespace is only entered to configure eth0.
 - The calls block: call them from a thread (``asyncio.to_thread``); pyroute2's synchronous API
-  refuses to run inside a running event loop.
+  refuses to run inside a running event loop. attach/detach/set_routes/gc may run concurrently
+  (IPAM under flock, each nft change one transaction); ``setup`` rebuilds the table from disk,
+  so run it before the others, not beside them.
 """
 
 from __future__ import annotations
