@@ -230,7 +230,10 @@ def test_detach_and_teardown_leave_nothing(node: Callable[[str], NodeNetwork], p
     assert "4000" not in hostports and "5353" not in hostports and "4001" in hostports
     assert net.allocated() == {"uid-b": "10.244.1.3"}
 
+    in_ns("kltest-h1", "ip", "link", "add", "klvstray", "type", "veth", "peer", "name", "klvstray-p")
+    in_ns("kltest-h1", "ip", "link", "set", "klvstray", "master", "kl0")
     assert net.gc(["uid-b"]) == []
+    assert "klvstray" not in in_ns("kltest-h1", "ip", "-o", "link").stdout  # a port no pod owns
     assert net.gc([]) == ["uid-b"]
     assert net.allocated() == {}
 
@@ -249,6 +252,17 @@ def test_attach_failures_name_the_pod_and_undo(node: Callable[[str], NodeNetwork
     assert info.value.__cause__ is not None
     assert net.allocated() == {}
     assert host_veth_name("uid-x") not in in_ns("kltest-h1", "ip", "-o", "link").stdout
+
+
+def test_attach_before_setup_fails_and_leaves_nothing(hosts: dict[str, str], pod_ns: Callable[[str], str],
+                                                      tmp_path: Path) -> None:
+    net = NodeNetwork(tmp_path, pod_cidr="10.244.1.0/24", node_ip=hosts["kltest-h1"], node_netns="kltest-h1")
+    pod = pod_ns("early")
+    with pytest.raises(NetworkError, match=r"failed to attach pod uid-e to bridge kl0: bridge kl0 does not exist"):
+        net.attach("uid-e", pod)
+    assert net.allocated() == {}
+    assert host_veth_name("uid-e") not in in_ns("kltest-h1", "ip", "-o", "link").stdout
+    assert "eth0" not in in_ns("kltest-p-early", "ip", "-o", "link").stdout
 
 
 async def test_concurrent_attaches_from_the_event_loop(node: Callable[[str], NodeNetwork],
