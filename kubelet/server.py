@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from typing import Any
 
@@ -55,10 +56,38 @@ class KubeletServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)
         app.router.add_post("/exec/{namespace}/{pod}/{container}", self.exec)
+        app.router.add_get("/stats/summary", self.summary)
         return app
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def summary(self, _request: web.Request) -> web.Response:
+        """CPU (millicores, over a 250 ms window) and memory of the node and each pod, from cgroups."""
+        first, node_first, t0 = self._sample(), _proc_cpu(), time.monotonic()
+        await asyncio.sleep(0.25)
+        second, node_second, t1 = self._sample(), _proc_cpu(), time.monotonic()
+        elapsed = max(t1 - t0, 1e-3)
+        pods: dict[str, dict[str, Any]] = {}
+        for pod in self.pods.list():
+            uid = pod.metadata.uid or ""
+            cpu = sum(max(0, second[c][0] - first.get(c, second[c])[0]) for c in second if second[c][2] == uid)
+            mem = sum(v[1] for v in second.values() if v[2] == uid)
+            pods[uid] = {"namespace": pod.metadata.namespace, "name": pod.metadata.name,
+                         "cpuMillis": int(cpu / 1e6 / elapsed), "memoryBytes": mem}
+        meminfo = _meminfo()
+        node = {"cpuMillis": int((node_second - node_first) * 1000 / (os.sysconf("SC_CLK_TCK") * elapsed)),
+                "memoryBytes": meminfo.get("MemTotal", 0) - meminfo.get("MemAvailable", 0)}
+        return web.json_response({"node": node, "pods": list(pods.values())})
+
+    def _sample(self) -> dict[str, tuple[int, int, str]]:
+        out = {}
+        for st in self.runtime.rt.list():
+            if st.phase.value == "running":
+                with contextlib.suppress(ContainerError):
+                    stats = self.runtime.rt.stats(st.id)
+                    out[st.id] = (stats.cpu_usage_ns, stats.memory_usage, st.pod_uid)
+        return out
 
     def _find(self, request: web.Request) -> tuple[Pod, str] | web.Response:
         ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
@@ -174,3 +203,15 @@ class KubeletServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await feeder
             await ws.close()
+
+
+def _proc_cpu() -> int:
+    """Busy clock ticks of the whole machine (all of /proc/stat's cpu line but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
+
+
+def _meminfo() -> dict[str, int]:
+    with open("/proc/meminfo") as f:
+        return {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.split()[1].isdigit()}

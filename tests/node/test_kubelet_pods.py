@@ -244,3 +244,15 @@ async def test_logs_and_exec_through_the_proxy(agent: Agent, client: Client) -> 
             assert status["details"]["causes"][0]["message"] == "7"
     finally:
         await runner.cleanup()
+
+
+async def test_stats_summary_for_top(agent: Agent, client: Client) -> None:
+    import aiohttp
+
+    await client.create(pod("kltest-busy", "while true; do :; done"))
+    await until(client, "kltest-busy", lambda p: p.status is not None and p.status.phase == "Running")
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{agent.port}/stats/summary") as r:
+        data = await r.json()
+    [busy] = [p for p in data["pods"] if p["name"] == "kltest-busy"]
+    assert busy["cpuMillis"] > 300 and busy["memoryBytes"] > 0
+    assert data["node"]["memoryBytes"] > 0
