@@ -30,17 +30,19 @@ NODE = "kltest-node"
 
 
 class Agent:
-    def __init__(self, client: Client, root: Path, parent: str, port: int) -> None:
+    def __init__(self, client: Client, root: Path, parent: str, port: int, **extra: object) -> None:
         self.client, self.root, self.parent, self.port = client, root, parent, port
+        self.extra = {"network": "none", "node_ip": "127.0.0.1", **extra}
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.kubelet: Kubelet | None = None
 
     async def start(self) -> None:
         self.stop = asyncio.Event()
-        cfg = KubeletConfig(node_name=NODE, root_dir=self.root, node_ip="127.0.0.1", cgroup_parent=self.parent,
-                            port=self.port, bind_address="127.0.0.1", network="none", lease_renew=0.5,
-                            status_report=1.0, relist=0.2, backoff=BackoffPolicy(initial=1.0, cap=4.0))
+        cfg = KubeletConfig(node_name=NODE, root_dir=self.root, cgroup_parent=self.parent,
+                            port=self.port, bind_address="127.0.0.1", lease_renew=0.5,
+                            status_report=1.0, relist=0.2, backoff=BackoffPolicy(initial=1.0, cap=4.0),
+                            **self.extra)  # type: ignore[arg-type]
         self.kubelet = Kubelet(self.client, cfg)
         self.task = asyncio.create_task(self.kubelet.run(self.stop))
         ready = asyncio.create_task(self.kubelet.ready.wait())
