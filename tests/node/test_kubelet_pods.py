@@ -258,3 +258,40 @@ async def test_stats_summary_for_top(agent: Agent, client: Client) -> None:
     [busy] = [p for p in data["pods"] if p["name"] == "kltest-busy"]
     assert busy["cpuMillis"] > 300 and busy["memoryBytes"] > 0
     assert data["node"]["memoryBytes"] > 0
+
+
+async def test_init_containers_emptydir_oom_and_pull_errors(agent: Agent, client: Client) -> None:
+    from api.core import EmptyDirVolumeSource, ResourceRequirements, Volume, VolumeMount
+
+    shared = [VolumeMount(name="data", mount_path="/data")]
+    init = Container(name="init", image="busybox:latest", command=["sh", "-c", "echo from-init > /data/msg"],
+                     volume_mounts=shared)
+    p = pod("kltest-init", "cat /data/msg; sleep 1000", volume_mounts=shared)
+    p.spec.init_containers = [init]
+    p.spec.volumes = [Volume(name="data", empty_dir=EmptyDirVolumeSource())]
+    await client.create(p)
+    got = await until(client, "kltest-init", lambda p: p.status is not None and p.status.phase == "Running")
+    assert got.status and got.status.condition("Initialized").status == "True"  # type: ignore[union-attr]
+    assert got.status.init_container_statuses[0].state.terminated.reason == "Completed"  # type: ignore[index,union-attr]
+    assert agent.kubelet and agent.kubelet.runtime
+    log = agent.kubelet.runtime.log_path(got, "main", 0)
+    for _ in range(50):
+        if "from-init" in log.read_text():
+            break
+        await asyncio.sleep(0.1)
+    assert "from-init" in log.read_text()
+
+    hog = pod("kltest-oom", "x=a; while true; do x=$x$x; done", restart="Never",
+              resources=ResourceRequirements(limits={"memory": "16Mi"}))
+    await client.create(hog)
+    got = await until(client, "kltest-oom", lambda p: p.status is not None and p.status.phase == "Failed")
+    assert main_status(got).state.terminated.reason == "OOMKilled"  # type: ignore[attr-defined]
+
+    missing = pod("kltest-missing", "true")
+    missing.spec.containers[0].image = "kltest-no-such-image:1"
+    missing.spec.containers[0].image_pull_policy = "Never"
+    await client.create(missing)
+    pulling = ("ErrImagePull", "ImagePullBackOff")
+    got = await until(client, "kltest-missing", lambda p: (s := main_status(p)) is not None
+                      and s.state.waiting is not None and s.state.waiting.reason in pulling)  # type: ignore[attr-defined]
+    assert got.status and got.status.phase == "Pending"
