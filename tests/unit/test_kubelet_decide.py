@@ -207,3 +207,22 @@ def test_cri_log_records_tail_and_partial_lines() -> None:
     since = select_lines(records, LogOptions(since_seconds=2.5), now=datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
                          .timestamp())
     assert [r.text for r in since] == [b"three"]
+
+
+def test_node_conditions_from_machine_facts() -> None:
+    from kubelet.node import MachineStats, node_conditions
+
+    ok = MachineStats(cpus=2, memory_total=8 << 30, memory_available=4 << 30, disk_total=100, disk_available=50,
+                      pids=100, pid_max=1000)
+    conds = node_conditions(ok, [], now=T)
+    assert {c.type: c.status for c in conds} == {"MemoryPressure": "False", "DiskPressure": "False",
+                                                 "PIDPressure": "False", "Ready": "True"}
+    tight = MachineStats(cpus=2, memory_total=8 << 30, memory_available=50 << 20, disk_total=100, disk_available=5,
+                         pids=950, pid_max=1000)
+    later = datetime(2026, 1, 3, tzinfo=UTC)
+    after = node_conditions(tight, conds, now=later, runtime_ok=False)
+    by = {c.type: c for c in after}
+    assert all(by[t].status == "True" for t in ("MemoryPressure", "DiskPressure", "PIDPressure"))
+    assert by["Ready"].status == "False" and by["Ready"].last_transition_time == later
+    same = node_conditions(tight, after, now=datetime(2026, 1, 4, tzinfo=UTC), runtime_ok=False)
+    assert {c.type: c.last_transition_time for c in same} == {c.type: c.last_transition_time for c in after}
