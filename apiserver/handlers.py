@@ -20,7 +20,7 @@ from aiohttp import web
 
 from api import errors
 from api.meta import DeleteOptions
-from api.resources import ALL, NAMESPACES, PODS, Resource
+from api.resources import ALL, NAMESPACES, NODES, PODS, Resource
 from api.selectors import (
     FieldSelector,
     LabelSelector,
@@ -28,7 +28,7 @@ from api.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from apiserver import discovery, protobuf
+from apiserver import discovery, protobuf, proxy
 from apiserver.registry import FieldValidation, PatchType, Registry, Result, prefix_for
 from apiserver.storage import Compacted
 from apiserver.tables import table, wants_table
@@ -232,11 +232,23 @@ class ResourceHandlers:
             return self._render(request, target, result)
         elif target.sub == "eviction" and method == "POST":
             return await self.evict(request, target)
-        elif target.sub in ("log", "exec", "attach", "portforward"):
-            raise errors.ServiceUnavailable(
-                f"{target.sub} is served by the node's kubelet, which this server cannot reach yet")
+        elif target.sub in ("log", "exec") and method in ("GET", "POST"):
+            return await self._proxy(request, target)
         raise errors.MethodNotAllowed(f"the server does not allow this method on the requested resource "
                                       f"({method} {path})")
+
+    async def _proxy(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """pods/log and pods/exec are served by the pod's kubelet (apiserver/proxy.py)."""
+        assert target.name is not None and target.namespace is not None
+
+        async def get_pod(namespace: str, name: str) -> dict[str, Any]:
+            return await self.registry.get(PODS, namespace, name)
+
+        async def get_node(name: str) -> dict[str, Any]:
+            return await self.registry.get(NODES, None, name)
+
+        handler = proxy.proxy_log if target.sub == "log" else proxy.proxy_exec
+        return await handler(request, get_pod, get_node, namespace=target.namespace, name=target.name)
 
     # ------------------------------------------------------------------ rendering
 
