@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from api.client import Client
-from tests.node.test_kubelet_pods import Agent, pod, until
-from tests.node.test_kubelet_pods import agent as agent_fixture  # noqa: F401 - registers the `agent` fixture
+from tests.node.test_kubelet_pods import Agent, agent, pod, until  # noqa: F401 - `agent` is a fixture
 
 pytestmark = [pytest.mark.root]
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -23,7 +22,7 @@ async def kubectl(apiserver_url: str, tmp: Path, *args: str) -> subprocess.Compl
     return await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=60)
 
 
-async def test_kubectl_logs_and_exec(agent: Agent, client: Client, apiserver, tmp_path: Path) -> None:
+async def test_kubectl_logs_and_exec(agent: Agent, client: Client, apiserver, tmp_path: Path) -> None:  # noqa: F811
     await client.create(pod("kltest-e2e", "echo ready; sleep 1000"))
     await until(client, "kltest-e2e", lambda p: p.status is not None and p.status.phase == "Running")
     for _ in range(50):
