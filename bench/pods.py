@@ -129,11 +129,15 @@ async def main(args: argparse.Namespace) -> None:
     try:
         async with Client(server) as client:
             for _ in range(300):
+                if agent.poll() is not None:
+                    raise SystemExit(f"kubelite agent exited: see {work / 'agent.log'}")
                 with contextlib.suppress(NotFound):
                     node = await client.get(Node, NODE)
                     if node.status and (c := node.status.condition("Ready")) and c.status == "True":
                         break
                 await asyncio.sleep(0.1)
+            else:
+                raise SystemExit("the node never became Ready")
             await run_pods(client, ["warmup"])  # image layers unpacked, launcher warm
             await delete_all(client, root)
             single = []
