@@ -30,6 +30,8 @@ def register(subparsers: Any) -> None:
                    help="cgroup mount (default /sys/fs/cgroup)")
     p.add_argument("--cgroup-parent", default="kubelite", metavar="NAME", help="cgroup for the pods (default kubelite)")
     p.add_argument("--port", type=int, default=10250, help="port of the logs/exec server (default 10250)")
+    p.add_argument("--bind-address", metavar="IP",
+                   help="address of the logs/exec server (default: --node-ip if given, else all addresses)")
     p.add_argument("--network", choices=("bridge", "none"), default="bridge",
                    help="pod network: a bridge from the node's podCIDR (default), or loopback only")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -66,5 +68,6 @@ async def _main(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     await run_agent(args.server, args.node_name, root_dir=args.root_dir, node_ip=args.node_ip,
                     cgroup_root=args.cgroup_root, cgroup_parent=args.cgroup_parent, port=args.port,
-                    network=args.network, stop=stop)
+                    network=args.network, stop=stop,
+                    bind_address=args.bind_address or args.node_ip or "0.0.0.0")
     return 0

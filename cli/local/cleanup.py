@@ -8,7 +8,10 @@ then stops the node's launcher.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+
+from runtime.cgroups import CgroupError, open_cgroup
 
 
 async def clean_node(root_dir: Path, *, cgroup_parent: str = "kubelite") -> int:
@@ -28,3 +31,5 @@ async def clean_node(root_dir: Path, *, cgroup_parent: str = "kubelite") -> int:
     finally:
         await runtime.close()
         await runtime.shutdown_launcher()
+        with contextlib.suppress(CgroupError):  # the node's parent cgroup, now empty
+            open_cgroup("/sys/fs/cgroup", cgroup_parent).remove()

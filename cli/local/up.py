@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import sys
 import time
 import urllib.request
@@ -82,12 +81,15 @@ def write_kubeconfig(path: Path, server: str) -> None:
     path.chmod(0o600)
 
 
-def agent_argv(*, server: str, node: dict[str, str], image_root: str, extra: list[str]) -> list[str]:
+def agent_argv(*, server: str, node: dict[str, str]) -> list[str]:
+    """A node's kubelet. A simulated host's kubelet runs inside that host's network namespace
+    (nsenter changes only the network namespace, so its containers' mounts stay visible), and
+    reaches the API server over the unix socket, since the filesystem is shared."""
     argv = [KUBELITE, "agent", "--server", server, "--node-name", node["name"], "--root-dir", node["root_dir"],
-            "--node-ip", node["node_ip"], "--port", node["port"], "--image-root", image_root]
+            "--node-ip", node["node_ip"], "--port", node["port"], "--cgroup-parent", node["cgroup_parent"]]
     if node.get("netns"):
-        argv += ["--netns", node["netns"]]
-    return argv + extra
+        argv = ["nsenter", f"--net=/run/netns/{node['netns']}", *argv]
+    return argv
 
 
 async def _nodes_ready(server: str, names: list[str], timeout: float) -> None:
@@ -116,7 +118,7 @@ def _is_ready(node: object) -> bool:
 
 
 def up(*, nodes: int, state_dir: Path, image_root: Path, port: int, prefix: str,
-       grace_period: str, eviction_timeout: str, kubeconfig: Path | None) -> ClusterState:
+       grace_period: str, eviction_timeout: str, kubeconfig: Path | None, kubelet_port: int = 10250) -> ClusterState:
     if os.geteuid() != 0:
         raise UpError("kubelite up needs root: containers use namespaces, cgroups and mounts (try sudo)")
     existing = ClusterState.load(state_dir)
@@ -140,21 +142,22 @@ def up(*, nodes: int, state_dir: Path, image_root: Path, port: int, prefix: str,
     console.print("[green]✓[/] image busybox:latest")
 
     if nodes == 1:
-        name = socket.gethostname().lower()
+        # One node on this machine itself: its kubelet listens on loopback only, and hostPorts
+        # answer on 127.0.0.1 as with `docker run -p`.
+        name = f"{prefix}-node1"
         state.nodes = [{"name": name, "root_dir": str(state_dir / "nodes" / name), "netns": "",
-                        "node_ip": "127.0.0.1", "port": "10250"}]
+                        "node_ip": "127.0.0.1", "port": str(kubelet_port), "cgroup_parent": name}]
         server = f"http://127.0.0.1:{port}"
     else:
         hosts = Fabric(prefix).create(nodes)
         state.nodes = [{"name": h.name, "root_dir": str(state_dir / "nodes" / h.name), "netns": h.name,
-                        "node_ip": h.address, "port": "10250"} for h in hosts]
+                        "node_ip": h.address, "port": "10250", "cgroup_parent": h.name} for h in hosts]
         server = f"unix://{sock}"
         console.print(f"[green]✓[/] {nodes} simulated hosts on {prefix}-br0 ({GATEWAY}/24)")
     state.save()
     for node in state.nodes:
         Path(node["root_dir"]).mkdir(parents=True, exist_ok=True)
-        daemons.start(f"agent-{node['name']}", agent_argv(server=server, node=node, image_root=str(image_root),
-                                                          extra=[]), state_dir)
+        daemons.start(f"agent-{node['name']}", agent_argv(server=server, node=node), state_dir)
     asyncio.run(_nodes_ready(f"http://127.0.0.1:{port}", [n["name"] for n in state.nodes], 90))
     console.print(f"[green]✓[/] {len(state.nodes)} node(s) Ready")
 
@@ -179,10 +182,12 @@ def down(*, state_dir: Path) -> None:
     if state is None:
         console.print(f"no cluster recorded in {state_dir}")
         return
+    cidrs = _pod_cidrs(state)  # asked before the control plane stops
     for node in state.nodes:
         with console.status(f"stopping node {node['name']}"):
             daemons.stop(f"agent-{node['name']}", state_dir)
             asyncio.run(_clean_node(node))
+            _clean_network(node, cidrs.get(node["name"]))
     with console.status("stopping the control plane"):
         daemons.stop("server", state_dir, grace=15)
     if any(n.get("netns") for n in state.nodes):
@@ -193,8 +198,34 @@ def down(*, state_dir: Path) -> None:
     console.print("[green]✓[/] cluster removed")
 
 
+def _pod_cidrs(state: ClusterState) -> dict[str, str]:
+    from api.client import Client
+    from api.core import Node
+
+    async def ask() -> dict[str, str]:
+        async with Client(f"http://127.0.0.1:{state.port}", timeout=5) as client:
+            nodes = (await client.list(Node)).items
+        return {n.metadata.name or "": n.spec.pod_cidr for n in nodes if n.spec and n.spec.pod_cidr}
+
+    try:
+        return asyncio.run(ask())
+    except (OSError, ConnectionError, TimeoutError) as err:
+        console.print(f"[yellow]warning:[/] cannot ask the API server for pod CIDRs ({err}); "
+                      "pod networks are left for a re-run")
+        return {}
+
+
+def _clean_network(node: dict[str, str], pod_cidr: str | None) -> None:
+    from runtime.network import NodeNetwork
+
+    if pod_cidr is None:
+        return
+    NodeNetwork(Path(node["root_dir"]) / "network", pod_cidr=pod_cidr, node_ip=node["node_ip"],
+                node_netns=node.get("netns") or None).teardown()
+
+
 async def _clean_node(node: dict[str, str]) -> None:
     """Remove what a node's kubelet leaves running by design (containers outlive it)."""
     from cli.local.cleanup import clean_node
 
-    await clean_node(Path(node["root_dir"]))
+    await clean_node(Path(node["root_dir"]), cgroup_parent=node.get("cgroup_parent", "kubelite"))
