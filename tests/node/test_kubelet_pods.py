@@ -295,3 +295,23 @@ async def test_init_containers_emptydir_oom_and_pull_errors(agent: Agent, client
     got = await until(client, "kltest-missing", lambda p: (s := main_status(p)) is not None
                       and s.state.waiting is not None and s.state.waiting.reason in pulling)  # type: ignore[attr-defined]
     assert got.status and got.status.phase == "Pending"
+
+
+async def test_http_and_tcp_probes_reach_into_the_pod(agent: Agent, client: Client) -> None:
+    from api.core import HTTPGetAction, Probe, TCPSocketAction
+
+    ready = Probe(http_get=HTTPGetAction(path="/index.html", port=8080), period_seconds=1)
+    live = Probe(tcp_socket=TCPSocketAction(port=8080), period_seconds=1, initial_delay_seconds=1)
+    await client.create(pod("kltest-httpd", "echo ok > /tmp/index.html; httpd -f -p 8080 -h /tmp",
+                            readiness_probe=ready, liveness_probe=live))
+    p = await until(client, "kltest-httpd", lambda p: p.status is not None and p.status.condition("Ready") is not None
+                    and p.status.condition("Ready").status == "True")  # type: ignore[union-attr]
+    await asyncio.sleep(2.5)  # a few liveness periods: the container is healthy, nothing restarts
+    p = await client.get(Pod, "kltest-httpd", namespace="default")
+    assert main_status(p).restart_count == 0  # type: ignore[attr-defined]
+    bad = Probe(http_get=HTTPGetAction(path="/missing", port=8080), period_seconds=1)
+    await client.create(pod("kltest-404", "echo ok > /tmp/index.html; httpd -f -p 8080 -h /tmp", readiness_probe=bad))
+    await until(client, "kltest-404", lambda p: p.status is not None and p.status.phase == "Running")
+    await asyncio.sleep(1.5)
+    p = await client.get(Pod, "kltest-404", namespace="default")
+    assert p.status and p.status.condition("Ready").status == "False"  # type: ignore[union-attr]
