@@ -315,3 +315,27 @@ async def test_http_and_tcp_probes_reach_into_the_pod(agent: Agent, client: Clie
     await asyncio.sleep(1.5)
     p = await client.get(Pod, "kltest-404", namespace="default")
     assert p.status and p.status.condition("Ready").status == "False"  # type: ignore[union-attr]
+
+
+async def test_cli_logs_and_exec_through_the_api_server(agent: Agent, client: Client, apiserver: object) -> None:
+    import sys
+
+    url = apiserver.url  # type: ignore[attr-defined]
+    await client.create(pod("kltest-cli", "echo line-1; echo line-2; sleep 1000"))
+    await until(client, "kltest-cli", lambda p: p.status is not None and p.status.phase == "Running")
+
+    async def kubelite(*argv: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())", *argv,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    for _ in range(30):
+        code, out, err = await kubelite("logs", "--server", url, "--tail", "1", "kltest-cli")
+        if out == "line-2\n":
+            break
+        await asyncio.sleep(0.2)
+    assert (code, out) == (0, "line-2\n"), err
+    code, out, err = await kubelite("exec", "--server", url, "kltest-cli", "--", "sh", "-c", "echo in-pod; exit 4")
+    assert (code, out) == (4, "in-pod\n"), err
