@@ -43,9 +43,8 @@ test-fast: venv
 demo: deps
 	deploy/demo.sh
 
-demo-down:
-	@DIR=$${KUBELITE_DEMO_DIR:-/var/lib/kubelite/demo}; \
-	if [ -f $$DIR/server.pid ]; then kill $$(cat $$DIR/server.pid) 2>/dev/null || true; rm -f $$DIR/server.pid; fi
+demo-down: venv
+	$(VENV)/bin/kubelite down
 
 bench: deps
 	$(PY) bench/api.py

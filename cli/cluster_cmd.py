@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_STATE = Path("/var/lib/kubelite/up")
-DEFAULT_IMAGES = Path("/var/lib/kubelite/images")
 
 
 def register(subparsers: Any) -> None:
@@ -15,9 +14,6 @@ def register(subparsers: Any) -> None:
     up.add_argument("--nodes", type=int, default=1, help="number of nodes; more than one are simulated hosts "
                     "in network namespaces on 198.51.100.0/24 (default 1)")
     up.add_argument("--data-dir", type=Path, default=DEFAULT_STATE, help=f"cluster state (default {DEFAULT_STATE})")
-    up.add_argument("--image-root", type=Path, default=DEFAULT_IMAGES,
-                    help=f"image store shared by all nodes (default {DEFAULT_IMAGES}, "
-                    "where `kubelite build` puts images)")
     up.add_argument("--port", type=int, default=6443, help="API server port on 127.0.0.1 (default 6443)")
     up.add_argument("--node-monitor-grace-period", default="20s", metavar="DURATION")
     up.add_argument("--pod-eviction-timeout", default="30s", metavar="DURATION")
@@ -39,7 +35,7 @@ def _up(args: argparse.Namespace) -> int:
         console.print("error: --nodes must be at least 1")
         return 2
     try:
-        state = up(nodes=args.nodes, state_dir=args.data_dir, image_root=args.image_root, port=args.port,
+        state = up(nodes=args.nodes, state_dir=args.data_dir, port=args.port,
                    prefix=args.name_prefix, grace_period=args.node_monitor_grace_period,
                    eviction_timeout=args.pod_eviction_timeout, kubeconfig=args.kubeconfig)
     except UpError as err:

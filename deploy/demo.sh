@@ -1,40 +1,38 @@
 #!/usr/bin/env bash
-# `make demo`: start a local control plane (etcd, API server, scheduler, controllers) in the
-# background, point kubectl at it, apply a deployment and show the cluster reconciling.
+# `make demo`: bring up a local cluster (control plane + one node on this machine), run a
+# web deployment in real containers, and show the cluster healing itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DIR=${KUBELITE_DEMO_DIR:-/var/lib/kubelite/demo}
-PORT=${KUBELITE_DEMO_PORT:-6443}
 BIN=.venv/bin
-mkdir -p "$DIR"
-if [ -f "$DIR/server.pid" ] && kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null; then
-  echo "control plane already running (pid $(cat "$DIR/server.pid"))"
-else
-  nohup "$BIN/kubelite" server --data-dir "$DIR/server" --port "$PORT" --node-monitor-grace-period 20s \
-    > "$DIR/server.log" 2>&1 &
-  echo $! > "$DIR/server.pid"
-  echo "started the control plane (pid $!, log $DIR/server.log)"
+NODES=${KUBELITE_DEMO_NODES:-1}
+export KUBECONFIG=/var/lib/kubelite/admin.kubeconfig
+if ! "$BIN/kubectl" get nodes >/dev/null 2>&1; then
+  "$BIN/kubelite" up --nodes "$NODES"
 fi
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-cat > "$DIR/kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: kubelite, cluster: {server: "http://127.0.0.1:$PORT"}}]
-contexts: [{name: kubelite, context: {cluster: kubelite, user: admin}}]
-current-context: kubelite
-users: [{name: admin, user: {}}]
-KC
-export KUBECONFIG="$DIR/kubeconfig"
 K="$BIN/kubectl"
-"$K" get namespaces
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "apply a 3-replica web deployment (busybox httpd) and wait for it"
 "$K" apply -f manifests/web.yaml
-sleep 2
-"$K" get deployments,replicasets,pods -o wide
+"$K" rollout status deployment/web --timeout=120s
+"$K" get pods -o wide
+
+say "ask one pod for its page, from another pod"
+pods=($("$K" get pods -l app=web -o jsonpath='{.items[*].metadata.name}'))
+ip=$("$K" get pod "${pods[1]}" -o jsonpath='{.status.podIP}')
+"$K" exec "${pods[0]}" -- sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc $ip 8080 | tail -1"
+
+say "self-healing: delete ${pods[0]}; its ReplicaSet makes a replacement"
+"$K" delete pod "${pods[0]}" --wait=false
+sleep 1
+"$K" rollout status deployment/web --timeout=120s
+"$K" get pods -o wide
+
+say "scaling to 5"
+"$K" scale deployment/web --replicas=5
+"$K" rollout status deployment/web --timeout=120s
+"$K" get pods -o wide
+
 echo
-echo "The control plane keeps running. Try:"
-echo "  export KUBECONFIG=$DIR/kubeconfig"
-echo "  $K scale deployment web --replicas=5 && $K get pods -w"
-echo "Stop it with: make demo-down"
+echo "The cluster keeps running. kubectl: export KUBECONFIG=$KUBECONFIG"
+echo "Stop and remove everything with: sudo make demo-down   (or: $BIN/kubelite down)"

@@ -8,9 +8,8 @@
                                 namespace and link it made
 
 Everything lives under one state directory (default /var/lib/kubelite/up), recorded in
-`cluster.json` so that `down` knows what to remove. All nodes share one image store
-(`<root>/images`, where `kubelite build` and `kubelite image import` put images), so an
-image built on this machine runs on every node with no extra step.
+`cluster.json` so that `down` knows what to remove. Each node keeps its own runtime state
+and image store under `<state>/nodes/<name>/`; its kubelet imports busybox:latest there.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ class ClusterState:
     """What `up` made, so `down` can remove exactly that."""
 
     state_dir: str
-    image_root: str
     port: int
     prefix: str
     nodes: list[dict[str, str]] = field(default_factory=list)  # name, root_dir, netns, node_ip, port
@@ -117,7 +115,7 @@ def _is_ready(node: object) -> bool:
     return cond is not None and cond.status == "True"
 
 
-def up(*, nodes: int, state_dir: Path, image_root: Path, port: int, prefix: str,
+def up(*, nodes: int, state_dir: Path, port: int, prefix: str,
        grace_period: str, eviction_timeout: str, kubeconfig: Path | None, kubelet_port: int = 10250) -> ClusterState:
     if os.geteuid() != 0:
         raise UpError("kubelite up needs root: containers use namespaces, cgroups and mounts (try sudo)")
@@ -125,9 +123,8 @@ def up(*, nodes: int, state_dir: Path, image_root: Path, port: int, prefix: str,
     if existing is not None and daemons.running("server", state_dir):
         raise UpError(f"a cluster is already running from {state_dir}; `kubelite down` first")
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    image_root.mkdir(parents=True, exist_ok=True)
     sock = state_dir / "apiserver.sock"
-    state = ClusterState(state_dir=str(state_dir), image_root=str(image_root), port=port, prefix=prefix)
+    state = ClusterState(state_dir=str(state_dir), port=port, prefix=prefix)
     state.save()
 
     with console.status("starting the control plane (etcd, API server, scheduler, controllers)"):
@@ -136,10 +133,6 @@ def up(*, nodes: int, state_dir: Path, image_root: Path, port: int, prefix: str,
                                  "--pod-eviction-timeout", eviction_timeout], state_dir)
         _wait_http(f"http://127.0.0.1:{port}/readyz", 60)
     console.print(f"[green]✓[/] control plane on http://127.0.0.1:{port}  (logs: {state_dir}/server.log)")
-
-    with console.status("importing busybox:latest"):
-        _import_busybox(image_root)
-    console.print("[green]✓[/] image busybox:latest")
 
     if nodes == 1:
         # One node on this machine itself: its kubelet listens on loopback only, and hostPorts
@@ -166,15 +159,6 @@ def up(*, nodes: int, state_dir: Path, image_root: Path, port: int, prefix: str,
     state.kubeconfig = str(path)
     state.save()
     return state
-
-
-def _import_busybox(image_root: Path) -> None:
-    from runtime.images import ImageStore
-    from runtime.images.busybox import import_busybox
-
-    store = ImageStore(image_root)
-    if not store.has_image("busybox:latest"):
-        import_busybox(store)
 
 
 def down(*, state_dir: Path) -> None:
