@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from tests.support.http import Http, deployment, pod
+from tests.support.http import deployment, pod
 
 PODS = "/api/v1/namespaces/default/pods"
 DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
 
-
-@pytest.fixture
-async def http(apiserver):
-    h = Http(apiserver.url)
-    yield h
-    await h.close()
 
 
 async def test_create_sets_server_fields_and_refuses_duplicates(http):

@@ -10,12 +10,6 @@ PODS = "/api/v1/namespaces/default/pods"
 DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
 
 
-@pytest.fixture
-async def http(apiserver):
-    h = Http(apiserver.url)
-    yield h
-    await h.close()
-
 
 async def _revision(http: Http) -> str:
     _, listed = await http.get("/api/v1/pods")

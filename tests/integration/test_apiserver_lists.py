@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.support.http import Http, deployment, pod
+from tests.support.http import deployment, pod
 
 PODS = "/api/v1/namespaces/default/pods"
 DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
-
-@pytest.fixture
-async def http(apiserver):
-    h = Http(apiserver.url)
-    yield h
-    await h.close()
 
 
 async def test_strategic_merge_keeps_list_items_like_kubectl_apply(http):

@@ -16,12 +16,6 @@ from tests.support.watching import WatchStream
 PODS = "/api/v1/namespaces/default/pods"
 
 
-@pytest.fixture
-async def http(apiserver):
-    h = Http(apiserver.url)
-    yield h
-    await h.close()
-
 
 def changes(stream: WatchStream) -> list[tuple[str, str]]:
     return stream.objects("ADDED", "MODIFIED", "DELETED")
