@@ -47,6 +47,7 @@ class EtcdProcess:
                  log_file: Path | None = None) -> None:
         self.data_dir = data_dir
         self.fast = fast
+        self._fixed_port = client_port is not None
         self.client_port = client_port or free_port()
         self.peer_port = free_port()
         self.log_file = log_file or data_dir.parent / f"{data_dir.name}.log"
@@ -77,6 +78,26 @@ class EtcdProcess:
         return cmd
 
     def start(self, *, timeout: float = 15.0) -> None:
+        """Start and wait until the client port answers. Ports picked by `free_port` can be
+        taken by someone else before etcd binds them; then new ones are picked (3 tries)."""
+        for attempt in range(3):
+            try:
+                self._start_once(timeout)
+                return
+            except EtcdStartFailed:
+                if attempt == 2 or not self._lost_port_race():
+                    raise
+                if not self._fixed_port:
+                    self.client_port = free_port()
+                self.peer_port = free_port()
+
+    def _lost_port_race(self) -> bool:
+        try:
+            return "address already in use" in self.log_file.read_text(errors="replace")[-4000:]
+        except OSError:
+            return False
+
+    def _start_once(self, timeout: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         log = open(self.log_file, "ab")
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=log,

@@ -26,7 +26,11 @@ class Etcd:
         return self.process.url
 
     def start(self) -> None:
-        self.process.start()
+        try:
+            self.process.start()
+        except Exception:
+            self.remove()
+            raise
 
     def stop(self) -> None:
         self.process.stop()
