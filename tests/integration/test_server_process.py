@@ -127,3 +127,23 @@ def test_secure_server_makes_credentials_and_refuses_anonymous(data_dir, tmp_pat
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
+
+
+def test_etcd_picks_new_ports_when_its_port_was_taken(data_dir):
+    import socket
+
+    from apiserver.etcd_process import EtcdProcess
+
+    etcd = EtcdProcess(data_dir / "etcd", fast=True)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", etcd.peer_port))  # someone else got there first
+    squatter.listen()
+    taken = etcd.peer_port
+    try:
+        etcd.start()
+        assert etcd.peer_port != taken
+        with socket.create_connection(("127.0.0.1", etcd.client_port), timeout=2):
+            pass
+    finally:
+        etcd.stop()
+        squatter.close()
