@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -32,23 +33,50 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=10250, help="port of the logs/exec server (default 10250)")
     p.add_argument("--bind-address", metavar="IP",
                    help="address of the logs/exec server (default: --node-ip if given, else all addresses)")
+    p.add_argument("--token", help="join token (kubeadm format) for a secured server; see its join-command file")
+    p.add_argument("--ca-cert-hash", metavar="sha256:HEX",
+                   help="pin of the cluster CA's public key, required with --token")
+    p.add_argument("--kubeconfig", type=Path, metavar="FILE",
+                   help="use this node credential instead of joining (default after a join: <root-dir>/pki)")
     p.add_argument("--network", choices=("bridge", "none"), default="bridge",
                    help="pod network: a bridge from the node's podCIDR (default), or loopback only")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=_main)
 
 
+async def credentials(server: str, node_name: str, *, root_dir: Path, token: str | None,
+                      ca_cert_hash: str | None, kubeconfig: Path | None) -> tuple[str, Any, str | None]:
+    """(server URL, TLS context, bearer token) for the kubelet's client.
+
+    Against a secured server a node joins once with the token and the pinned CA hash
+    (kubeadm's flow) and keeps the node certificate it receives under <root-dir>/pki; later
+    starts reuse it, so an expired join token does not stop a restart."""
+    from cli.config import from_kubeconfig
+
+    if kubeconfig is None and token is not None:
+        from apiserver.auth.join import join
+
+        if not ca_cert_hash:
+            raise SystemExit("error: --token needs --ca-cert-hash (printed by `kubelite server`)")
+        kubeconfig = (await join(server, token, ca_cert_hash, node_name, root_dir / "pki")).kubeconfig
+    if kubeconfig is None:
+        return server, None, None
+    target = from_kubeconfig(kubeconfig)
+    return target.server, target.ssl, target.token
+
+
 async def run_agent(server: str, node_name: str, *, root_dir: str | Path = "/var/lib/kubelite",
                     node_ip: str | None = None, cgroup_root: str | Path = "/sys/fs/cgroup",
                     cgroup_parent: str = "kubelite", port: int = 10250, network: str = "bridge",
                     node_netns: str | None = None, stop: asyncio.Event | None = None,
-                    ready: asyncio.Event | None = None, **extra: Any) -> None:
+                    ready: asyncio.Event | None = None, ssl: Any = None, token: str | None = None,
+                    **extra: Any) -> None:
     """Run the kubelet until `stop` is set (containers keep running after it returns)."""
     stop = stop or asyncio.Event()
     config = KubeletConfig(node_name=node_name, root_dir=Path(root_dir), node_ip=node_ip,
                            cgroup_root=Path(cgroup_root), cgroup_parent=cgroup_parent, port=port, network=network,
                            node_netns=node_netns, **extra)
-    async with Client(server, user_agent=f"kubelet/{node_name}") as client:
+    async with Client(server, ssl=ssl, token=token, user_agent=f"kubelet/{node_name}") as client:
         kubelet = Kubelet(client, config)
         if ready is None:
             await kubelet.run(stop)
@@ -66,8 +94,31 @@ async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_agent(args.server, args.node_name, root_dir=args.root_dir, node_ip=args.node_ip,
-                    cgroup_root=args.cgroup_root, cgroup_parent=args.cgroup_parent, port=args.port,
-                    network=args.network, stop=stop,
-                    bind_address=args.bind_address or args.node_ip or "0.0.0.0")
+    from apiserver.auth.join import JoinError
+
+    try:
+        server, ssl, token = await credentials(args.server, args.node_name, root_dir=Path(args.root_dir),
+                                               token=args.token, ca_cert_hash=args.ca_cert_hash,
+                                               kubeconfig=args.kubeconfig)
+    except JoinError as err:
+        print(f"error: cannot join the cluster at {args.server}: {err}", file=sys.stderr)
+        return 1
+    agent = asyncio.create_task(run_agent(
+        server, args.node_name, ssl=ssl, token=token, root_dir=args.root_dir, node_ip=args.node_ip,
+        cgroup_root=args.cgroup_root, cgroup_parent=args.cgroup_parent, port=args.port, network=args.network,
+        stop=stop, bind_address=args.bind_address or args.node_ip or "0.0.0.0"))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({agent, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not agent.done():
+        # A kubelet still starting (e.g. retrying its registration) only sees `stop` once it
+        # runs; give it a bounded grace, then cancel: its containers keep running either way.
+        try:
+            await asyncio.wait_for(asyncio.shield(agent), 10)
+        except TimeoutError:
+            agent.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await agent
+            return 0
+    agent.result()
     return 0

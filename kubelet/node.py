@@ -34,7 +34,7 @@ from api.core import (
     NodeStatus,
     NodeSystemInfo,
 )
-from api.errors import AlreadyExists, Conflict, NotFound
+from api.errors import AlreadyExists, Conflict, Forbidden, NotFound
 from api.meta import ObjectMeta
 
 LEASE_NAMESPACE = "kube-node-lease"
@@ -194,7 +194,9 @@ class NodeAgent:
                 node = await self.client.update(fresh)
         self.node = node
         await self.update_status(force=True)
-        with contextlib.suppress(AlreadyExists):
+        # The API server creates kube-node-lease at start; a secured one forbids nodes to create
+        # namespaces, so Forbidden here means "not ours to make", not a failure.
+        with contextlib.suppress(AlreadyExists, Forbidden):
             await self.client.create(Namespace(metadata=ObjectMeta(name=LEASE_NAMESPACE)))
         await self.renew_lease()
         return self.node
