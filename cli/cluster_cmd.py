@@ -15,7 +15,8 @@ def register(subparsers: Any) -> None:
                     "in network namespaces on 198.51.100.0/24 (default 1)")
     up.add_argument("--data-dir", type=Path, default=DEFAULT_STATE, help=f"cluster state (default {DEFAULT_STATE})")
     up.add_argument("--port", type=int, default=6443, help="API server port on 127.0.0.1 (default 6443)")
-    up.add_argument("--node-monitor-grace-period", default="20s", metavar="DURATION")
+    up.add_argument("--node-monitor-grace-period", default="20s", metavar="DURATION",
+                    help="how long a node may miss Lease renewals (every 10s) before it is NotReady (default 20s)")
     up.add_argument("--pod-eviction-timeout", default="30s", metavar="DURATION")
     up.add_argument("--kubeconfig", type=Path, default=Path("/var/lib/kubelite/admin.kubeconfig"),
                     help="where to write the kubeconfig that kubelite and kubectl use (default "

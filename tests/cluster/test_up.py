@@ -66,3 +66,75 @@ def test_two_node_cluster_up_and_down():
     assert down.returncode == 0, down.stdout + down.stderr
     assert leftovers() == []
     assert not state.exists()
+
+
+def test_a_failed_host_has_its_pods_recreated_elsewhere_and_comes_back_clean():
+    from cli.local import daemons
+    from cli.local.fabric import Fabric
+    from cli.local.up import ClusterState, agent_argv
+
+    state_dir = Path(tempfile.mkdtemp(prefix="kltest-up-"))
+    kubeconfig = state_dir.parent / f"{state_dir.name}.kubeconfig"
+
+    def pods() -> list[dict]:
+        out = run("kubectl", "get", "pods", "-o", "json", kubeconfig=kubeconfig)
+        return [p for p in json.loads(out.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+    def wait_for(check, timeout: float = 90) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                state = run("kubectl", "get", "nodes,pods", "-o", "wide", kubeconfig=kubeconfig).stdout
+                raise AssertionError(f"{check.__name__} did not happen in {timeout:.0f}s:\n{state}")
+            time.sleep(1)
+
+    try:
+        up = run("up", "--nodes", "3", "--data-dir", str(state_dir), "--port", str(free_port()), "--name-prefix",
+                 "kltest", "--kubeconfig", str(kubeconfig), "--node-monitor-grace-period", "15s",
+                 "--pod-eviction-timeout", "2s")
+        assert up.returncode == 0, up.stdout + up.stderr
+        manifest = (Path(__file__).parents[2] / "manifests" / "web.yaml").read_text().replace("replicas: 3",
+                                                                                              "replicas: 6")
+        subprocess.run([str(BIN / "kubectl"), "--kubeconfig", str(kubeconfig), "apply", "-f", "-"],
+                       input=manifest, text=True, check=True, capture_output=True)
+        rolled = run("kubectl", "rollout", "status", "deployment/web", "--timeout=90s", kubeconfig=kubeconfig)
+        assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+        assert {p["spec"]["nodeName"] for p in pods()} == {"kltest-node1", "kltest-node2", "kltest-node3"}
+
+        cluster = ClusterState.load(state_dir)
+        assert cluster is not None
+        victim = next(n for n in cluster.nodes if n["name"] == "kltest-node3")
+        daemons.stop("agent-kltest-node3", state_dir)  # the host dies: its kubelet stops, its cable is cut
+        fabric = Fabric("kltest")
+        host = next(h for h in fabric.hosts() if h.name == "kltest-node3")
+        fabric.cut(host)
+
+        def moved() -> bool:
+            running = [p for p in pods() if p["status"].get("phase") == "Running"
+                       and p["spec"].get("nodeName") != "kltest-node3"]
+            return len(running) == 6
+        wait_for(moved)
+        node = json.loads(run("kubectl", "get", "node", "kltest-node3", "-o", "json", kubeconfig=kubeconfig).stdout)
+        assert any(t["key"] == "node.kubernetes.io/unreachable" for t in node["spec"].get("taints", []))
+
+        fabric.reconnect(host)
+        daemons.start("agent-kltest-node3", agent_argv(server=f"unix://{state_dir / 'apiserver.sock'}", node=victim),
+                      state_dir)
+
+        def back() -> bool:
+            n = json.loads(run("kubectl", "get", "node", "kltest-node3", "-o", "json", kubeconfig=kubeconfig).stdout)
+            ready = {c["type"]: c["status"] for c in n["status"]["conditions"]}.get("Ready") == "True"
+            tainted = any(t["key"].startswith("node.kubernetes.io/") for t in n["spec"].get("taints") or [])
+            everything = json.loads(run("kubectl", "get", "pods", "-o", "json", kubeconfig=kubeconfig).stdout)
+            stale = [p for p in everything["items"] if p["spec"].get("nodeName") == "kltest-node3"
+                     and p["metadata"].get("deletionTimestamp")]
+            return ready and not tainted and not stale
+        wait_for(back)
+    finally:
+        down = run("down", "--data-dir", str(state_dir))
+        shutil.rmtree(state_dir, ignore_errors=True)
+        kubeconfig.unlink(missing_ok=True)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers() == []
