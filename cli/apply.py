@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -135,21 +136,10 @@ async def apply_cmd(args: argparse.Namespace, conn: Connection) -> int:
     manifests = _manifests(args)
     if manifests is None:
         return 1
-    failed = False
-    for manifest in manifests:
-        try:
-            ns = target_namespace(manifest, args.namespace, conn.namespace(None))
-            applied = await apply_one(conn.api, manifest, ns)
-        except ApiError as err:
-            print(error_text(err, source=manifest.source, action="applying"), file=sys.stderr)
-            failed = True
-            continue
-        except ValueError as err:  # NamespaceMismatch, generateName
-            print(f"error: {err}", file=sys.stderr)
-            failed = True
-            continue
-        print(applied.line())
-    return 1 if failed else 0
+    async def apply(manifest: Manifest, ns: str | None) -> str:
+        return (await apply_one(conn.api, manifest, ns)).line()
+
+    return await _each(manifests, args, conn, apply, action="applying")
 
 
 async def create_cmd(args: argparse.Namespace, conn: Connection) -> int:
@@ -166,20 +156,28 @@ async def create_cmd(args: argparse.Namespace, conn: Connection) -> int:
     manifests = _manifests(args)
     if manifests is None:
         return 1
+    async def create(manifest: Manifest, ns: str | None) -> str:
+        obj = await create_one(conn.api, manifest, ns)
+        return f"{kind_name(manifest.resource)}/{obj['metadata']['name']} created"
+
+    return await _each(manifests, args, conn, create, action="creating")
+
+
+async def _each(manifests: list[Manifest], args: argparse.Namespace, conn: Connection,
+                verb: Callable[[Manifest, str | None], Awaitable[str]], *, action: str) -> int:
+    """Run `verb` on every manifest, printing its line; one failure does not stop the rest
+    (exit 1 at the end, as kubectl)."""
     failed = False
     for manifest in manifests:
         try:
             ns = target_namespace(manifest, args.namespace, conn.namespace(None))
-            obj = await create_one(conn.api, manifest, ns)
+            print(await verb(manifest, ns))
         except ApiError as err:
-            print(error_text(err, source=manifest.source, action="creating"), file=sys.stderr)
+            print(error_text(err, source=manifest.source, action=action), file=sys.stderr)
             failed = True
-            continue
-        except ValueError as err:
+        except ValueError as err:  # NamespaceMismatch, generateName
             print(f"error: {err}", file=sys.stderr)
             failed = True
-            continue
-        print(f"{kind_name(manifest.resource)}/{obj['metadata']['name']} created")
     return 1 if failed else 0
 
 
