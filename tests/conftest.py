@@ -2,10 +2,15 @@
 
 Every resource a test creates on the machine is named with the `kltest` prefix; the
 session fails if any such mount, network namespace, link, cgroup or tmpfs dir is left.
+A test session holds a machine-wide lock (`LOCK`) from start to end: two sessions on one
+machine would otherwise share fixed names (simulated hosts, bridges) and see each other's
+resources as leaks. Hold the same lock (`flock /run/lock/kltest.lock CMD`) for anything
+else that creates kltest resources.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +21,7 @@ import pytest
 from tests.support.cluster import TMPFS, ApiServer, Etcd
 
 PREFIX = "kltest"
+LOCK = Path("/run/lock/kltest.lock") if Path("/run/lock").is_dir() else Path("/tmp/kltest.lock")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,7 +79,9 @@ def _leftovers() -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leftovers() -> Iterator[None]:
-    before = set(_leftovers())
-    yield
-    left = [item for item in _leftovers() if item not in before]
-    assert not left, "tests left these behind:\n  " + "\n  ".join(left)
+    with open(LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        before = set(_leftovers())
+        yield
+        left = [item for item in _leftovers() if item not in before]
+        assert not left, "tests left these behind:\n  " + "\n  ".join(left)
