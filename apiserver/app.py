@@ -122,7 +122,9 @@ def create_app(config: ServerConfig) -> web.Application:
         cache = WatchCache(storage, [r.plural for r in ALL], window=config.watch_window)
         registry = Registry(storage, cache)
         app[STORAGE], app[CACHE], app[REGISTRY] = storage, cache, registry
-        app[HANDLERS] = ResourceHandlers(registry, bookmark_interval=config.bookmark_interval)
+        kubelet_ssl = config.auth.kubelet_client_ssl() if config.auth is not None else None
+        app[HANDLERS] = ResourceHandlers(registry, bookmark_interval=config.bookmark_interval,
+                                         kubelet_ssl=kubelet_ssl)
         tasks = [asyncio.create_task(cache.run(), name="watch-cache"),
                  asyncio.create_task(_compactor(storage, config), name="compactor")]
         for task in tasks:

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,10 +180,12 @@ def _decode_continue(token: str) -> tuple[int, str]:
 
 
 class ResourceHandlers:
-    def __init__(self, registry: Registry, *, bookmark_interval: float = 5.0) -> None:
+    def __init__(self, registry: Registry, *, bookmark_interval: float = 5.0,
+                 kubelet_ssl: ssl.SSLContext | None = None) -> None:
         self.registry = registry
         self.cache = registry.cache
         self.bookmark_interval = bookmark_interval
+        self.kubelet_ssl = kubelet_ssl  # https to kubelets with the API server's client cert, if secured
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/")
@@ -198,6 +201,8 @@ class ResourceHandlers:
             if listing is None:
                 raise errors.NotFound("the server could not find the requested resource")
             return json_response(listing)
+        if prefix == "/api/v1" and len(rest) >= 4 and rest[0] == "nodes" and rest[2] == "proxy":
+            return await self._proxy_node(request, rest[1], "/".join(rest[3:]))
         target = resolve(prefix, rest)
         if target is None:
             raise errors.NotFound(f"the server could not find the requested resource ({request.method} {path})")
@@ -244,11 +249,19 @@ class ResourceHandlers:
         async def get_pod(namespace: str, name: str) -> dict[str, Any]:
             return await self.registry.get(PODS, namespace, name)
 
-        async def get_node(name: str) -> dict[str, Any]:
-            return await self.registry.get(NODES, None, name)
-
         handler = proxy.proxy_log if target.sub == "log" else proxy.proxy_exec
-        return await handler(request, get_pod, get_node, namespace=target.namespace, name=target.name)
+        return await handler(request, get_pod, self._get_node, namespace=target.namespace, name=target.name,
+                             kubelet_ssl=self.kubelet_ssl)
+
+    async def _get_node(self, name: str) -> dict[str, Any]:
+        return await self.registry.get(NODES, None, name)
+
+    async def _proxy_node(self, request: web.Request, node: str, path: str) -> web.StreamResponse:
+        """nodes/{name}/proxy/{path}: a kubelet's read-only endpoints (what `kubelite top` reads)."""
+        if request.method != "GET":
+            raise errors.MethodNotAllowed(f"the node proxy serves GET only, not {request.method}")
+        return await proxy.proxy_node(request, self._get_node, node_name=node, path=path,
+                                      kubelet_ssl=self.kubelet_ssl)
 
     # ------------------------------------------------------------------ rendering
 

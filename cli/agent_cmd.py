@@ -65,6 +65,18 @@ async def credentials(server: str, node_name: str, *, root_dir: Path, token: str
     return target.server, target.ssl, target.token
 
 
+async def serving_tls(server: str, client_ssl: Any, node_name: str, *, node_ip: str | None,
+                      root_dir: Path) -> dict[str, Any]:
+    """KubeletConfig settings for a node of a secured cluster: the kubelet serves logs and exec
+    over TLS with a certificate the cluster CA signs for this node, to the API server only."""
+    from apiserver.auth.kubeletcert import KUBELET_CLIENT_USERS, ensure_kubelet_serving
+    from kubelet.node import node_ip_guess
+
+    serving = await ensure_kubelet_serving(server, client_ssl, node_name, [node_ip or node_ip_guess()],
+                                           root_dir / "pki")
+    return {"tls": serving.ssl_context(), "tls_clients": KUBELET_CLIENT_USERS}
+
+
 async def run_agent(server: str, node_name: str, *, root_dir: str | Path = "/var/lib/kubelite",
                     node_ip: str | None = None, cgroup_root: str | Path = "/sys/fs/cgroup",
                     cgroup_parent: str = "kubelite", port: int = 10250, network: str = "bridge",
@@ -103,10 +115,20 @@ async def _main(args: argparse.Namespace) -> int:
     except JoinError as err:
         print(f"error: cannot join the cluster at {args.server}: {err}", file=sys.stderr)
         return 1
+    tls: dict[str, Any] = {}
+    if ssl is not None:
+        from apiserver.auth.kubeletcert import ServingCertError
+
+        try:
+            tls = await serving_tls(server, ssl, args.node_name, node_ip=args.node_ip, root_dir=Path(args.root_dir))
+        except ServingCertError as err:
+            print(f"error: cannot obtain the kubelet's serving certificate (is --kubeconfig a node credential, "
+                  f"system:node:{args.node_name}?): {err}", file=sys.stderr)
+            return 1
     agent = asyncio.create_task(run_agent(
         server, args.node_name, ssl=ssl, token=token, root_dir=args.root_dir, node_ip=args.node_ip,
         cgroup_root=args.cgroup_root, cgroup_parent=args.cgroup_parent, port=args.port, network=args.network,
-        stop=stop, bind_address=args.bind_address or args.node_ip or "0.0.0.0"))
+        stop=stop, bind_address=args.bind_address or args.node_ip or "0.0.0.0", **tls))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({agent, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()

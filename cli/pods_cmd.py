@@ -2,7 +2,8 @@
 
 `logs` and `exec` go through the API server (pods/{name}/log, pods/{name}/exec), which
 proxies them to the pod's kubelet, so they work from anywhere that reaches the API server.
-`top` asks each node's kubelet (`/stats/summary`) for cgroup usage.
+`top` asks each node's kubelet for cgroup usage (`/stats/summary`), through the API server's
+node proxy (nodes/{name}/proxy/stats/summary).
 """
 
 from __future__ import annotations
@@ -274,24 +275,18 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _top(args: argparse.Namespace) -> int:
+    summaries = []
     async with connect(args) as conn:
         try:
             nodes = (await conn.api.list(Node)).items
         except (ApiError, ConnectionError) as e:
             return _fail(str(e))
-    summaries = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        for node in nodes:
-            st = node.status
-            ip = next((a.address for a in (st.addresses if st else None) or [] if a.type == "InternalIP"), None)
-            ep = st.daemon_endpoints.kubelet_endpoint if st and st.daemon_endpoints else None
-            if not ip or ep is None:
-                continue
+        for node in nodes:  # through the API server's node proxy, as `kubectl top` goes through it
+            name = node.metadata.name or ""
             try:
-                async with session.get(f"http://{ip}:{ep.port}/stats/summary") as resp:
-                    summaries.append((node, await resp.json()))
-            except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-                print(f"warning: no stats from node {node.metadata.name}: {e}", file=sys.stderr)
+                summaries.append((node, await conn.api.request("GET", f"/api/v1/nodes/{name}/proxy/stats/summary")))
+            except (ApiError, ConnectionError) as e:
+                print(f"warning: no stats from node {name}: {e}", file=sys.stderr)
     if args.what.startswith("node"):
         rows: list[tuple[str, ...]] = [("NAME", "CPU(cores)", "MEMORY(bytes)", "PODS")]
         for node, s in summaries:

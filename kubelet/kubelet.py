@@ -7,7 +7,8 @@
                   uids the runtime has but the API does not (orphans) --> enqueue (sync removes them)
         heartbeat: Lease every `lease_renew` s, Node status on change / every `status_report` s
         node informer: podCIDR for the bridge network, peers' podCIDRs for host-gw routes
-        HTTP server: logs and exec for the API server's proxy
+        HTTP server: logs, exec and stats for the API server's proxy (TLS + client check when
+                     `tls` is set: see server.py)
 
 Stopping (the `stop` event) cancels the tasks and leaves every container running: the next
 kubelet re-adopts them from the runtime's state on disk. A task that dies takes the kubelet
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +66,10 @@ class KubeletConfig:
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     import_busybox: bool = True
     labels: dict[str, str] = field(default_factory=dict)
+    # TLS for the logs/exec server (client certificate required) and the client identities it
+    # accepts; None serves plain http to anyone (loopback development clusters only).
+    tls: ssl.SSLContext | None = None
+    tls_clients: frozenset[str] = frozenset()
 
 
 class Kubelet:
@@ -101,9 +107,10 @@ class Kubelet:
                                           host_ip=self.node_ip, clock=time.time, backoff=cfg.backoff)
                 self.pods.add_handler(on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
                                       on_delete=self._enqueue)
-                runner = web.AppRunner(KubeletServer(self.pods, rt).app(), handle_signals=False, shutdown_timeout=1)
+                server = KubeletServer(self.pods, rt, allowed_clients=cfg.tls_clients if cfg.tls else None)
+                runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=1)
                 await runner.setup()
-                await web.TCPSite(runner, cfg.bind_address, cfg.port, reuse_address=True).start()
+                await web.TCPSite(runner, cfg.bind_address, cfg.port, reuse_address=True, ssl_context=cfg.tls).start()
                 tasks = [tg.create_task(self.nodes.run(), name="kubelet-node-informer"),
                          tg.create_task(self._heartbeat(agent), name="kubelet-heartbeat")]
                 await self.nodes.wait_synced()

@@ -8,6 +8,12 @@ Exec speaks Kubernetes' remote-command WebSocket subprotocols v5.channel.k8s.io 
 v4.channel.k8s.io: binary frames whose first byte is the channel (0 stdin, 1 stdout,
 2 stderr, 3 error: a Status JSON carrying the exit code, 4 resize: {"Width","Height"});
 v5 adds 255 [channel] to close a stream (stdin EOF).
+
+Who may call: on a node of a secured cluster the server speaks TLS, the handshake requires a
+client certificate from the cluster CA, and `allowed_clients` (the API server's kubelet-client
+identity) must be its common name: anyone else, admins and other nodes included, gets 403 and
+reaches pods only through the API server, where they are authorized. Without TLS (a loopback
+development cluster) the server answers whoever can reach its address.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler, Middleware
 
 from api.core import Pod
 from api.informer import Informer
@@ -45,13 +52,41 @@ def _status(code: int, message: str, reason: str) -> web.Response:
                               "message": message, "reason": reason, "code": code}, status=code)
 
 
+def client_common_name(request: web.Request) -> str | None:
+    """The CN of the TLS client certificate the handshake verified, if any."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    cert = ssl_object.getpeercert() if ssl_object is not None else None
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+def only_clients(allowed: frozenset[str]) -> Middleware:
+    """Middleware: 403 unless the verified client certificate names one of `allowed`."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        user = client_common_name(request)
+        if user not in allowed:
+            return _status(403, f'Forbidden: the kubelet serves only the API server, not {user or "anonymous"!r}; '
+                                "use the API server's pods/log, pods/exec and nodes/proxy", "Forbidden")
+        return await handler(request)
+
+    return check
+
+
 class KubeletServer:
-    def __init__(self, pods: Informer[Pod], runtime: PodRuntime) -> None:
+    def __init__(self, pods: Informer[Pod], runtime: PodRuntime, *,
+                 allowed_clients: frozenset[str] | None = None) -> None:
         self.pods = pods
         self.runtime = runtime
+        self.allowed_clients = allowed_clients  # None: no TLS, no client check (loopback clusters)
 
     def app(self) -> web.Application:
-        app = web.Application()
+        middlewares = [only_clients(self.allowed_clients)] if self.allowed_clients is not None else []
+        app = web.Application(middlewares=middlewares)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self.exec)

@@ -40,6 +40,8 @@ VERBS = READ | WRITE
 UPDATE = frozenset({"update", "patch"})
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+# Where a node asks for its kubelet's serving certificate (kubeletcert.py).
+KUBELET_SERVING_PATH = "/kubelite/v1/kubelet-serving-certificate"
 SYSTEM_NAMESPACE = "kube-system"
 
 NODE_READABLE = frozenset({"pods", "nodes", "namespaces", "leases", "events", "services", "endpoints"})
@@ -82,10 +84,13 @@ def authorize(user: Identity, verb: str, resource: str, namespace: str | None, n
 
 
 def authorize_path(user: Identity, verb: str, path: str) -> Decision:
-    """Requests outside any resource: discovery and health for everyone, the rest for masters."""
+    """Requests outside any resource: discovery and health for everyone, a node's serving
+    certificate for nodes, the rest for masters."""
     if MASTERS_GROUP in user.groups:
         return ALLOW
     if verb == "get" and any(path == p or path.startswith(p + "/") for p in DISCOVERY_PATHS):
+        return ALLOW
+    if verb == "create" and path == KUBELET_SERVING_PATH and node_name_of(user) is not None:
         return ALLOW
     return DENY
 

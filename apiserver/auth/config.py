@@ -33,6 +33,7 @@ from apiserver.auth.authn import Authenticator, auth_middleware, registry_pod_lo
 from apiserver.auth.files import private_dir, write_private
 from apiserver.auth.join import JoinService
 from apiserver.auth.kubeconfig import write_kubeconfig
+from apiserver.auth.kubeletcert import KubeletServingService
 from apiserver.auth.pki import (
     ADMIN,
     APISERVER_KUBELET_CLIENT,
@@ -41,10 +42,13 @@ from apiserver.auth.pki import (
     CertPaths,
     ClusterPKI,
     Identity,
+    client_ssl_context,
     server_ssl_context,
 )
 from apiserver.auth.tokens import JOIN_TOKEN_TTL, JoinToken, JoinTokenStore, UserTokenStore, ca_cert_hash
 from apiserver.registry import Registry
+
+KUBELET_CLIENT_CERT = "apiserver-kubelet-client"  # pki/<this>.crt: the API server towards kubelets
 
 
 @dataclass
@@ -63,6 +67,11 @@ class AuthConfig:
     def ssl_context(self) -> ssl.SSLContext:
         return server_ssl_context(self.pki)
 
+    def kubelet_client_ssl(self) -> ssl.SSLContext:
+        """TLS towards kubelets (logs, exec, stats): their serving certificates must chain to the
+        cluster CA, and we present the API server's kubelet-client certificate."""
+        return client_ssl_context(self.pki.ca_cert, self.pki.paths(KUBELET_CLIENT_CERT))
+
     def authenticator(self) -> Authenticator:
         return Authenticator(self.user_tokens, unix_socket_identity=self.unix_socket_identity)
 
@@ -75,6 +84,7 @@ def install(app: web.Application, config: AuthConfig, *, registry_key: web.AppKe
     app.middlewares.append(auth_middleware(config.authenticator(),  # type: ignore[arg-type]
                                            pod_lookup=registry_pod_lookup(registry_key)))
     JoinService(config.pki, config.join_tokens, config.advertise_url).add_routes(app)
+    KubeletServingService(config.pki).add_routes(app)
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,7 @@ def ensure_security(data_dir: Path, *, advertise_url: str, ips: list[str] | tupl
         kubeconfigs[name] = write_kubeconfig(data_dir / f"{name}.kubeconfig", server=server, ca_pem=ca.cert_pem,
                                              user=identity.user, cert_pem=paths.cert.read_bytes(),
                                              key_pem=paths.key.read_bytes())
-    kubelet_client = pki.ensure_client_cert(ca, "apiserver-kubelet-client", APISERVER_KUBELET_CLIENT)
+    kubelet_client = pki.ensure_client_cert(ca, KUBELET_CLIENT_CERT, APISERVER_KUBELET_CLIENT)
     token = config.join_tokens.ensure(ttl=join_token_ttl)
     material = SecurityMaterial(config, ca_cert_hash(ca.cert), token, kubeconfigs["admin"],
                                 kubeconfigs["scheduler"], kubeconfigs["controller-manager"], kubelet_client)

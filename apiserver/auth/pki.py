@@ -8,6 +8,11 @@ whose subject is the identity (CN = user name, O = groups), as in Kubernetes.
                    controller-manager.crt/.key          CN=system:kube-controller-manager
                    apiserver-kubelet-client.crt/.key    the API server's identity towards kubelets
 
+A node's kubelet serves logs and exec over TLS with a certificate this CA signs for it
+(`sign_kubelet_serving`: CN=system:node:NAME, SANs = its addresses and name only), and
+accepts only clients whose certificate this CA signed for the API server
+(`kubelet_server_ssl_context`, plus a CN check in the kubelet).
+
 Invariants:
 
 * Every key and certificate file is written 0600 in a 0700 directory (`files.write_private`);
@@ -188,6 +193,15 @@ class CertificateAuthority:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         return self._leaf(public_key, subject, ExtendedKeyUsageOID.SERVER_AUTH, sans=sans, now=now)
 
+    def sign_kubelet_serving(self, public_key: ec.EllipticCurvePublicKey, node_name: str, *,
+                             ips: Iterable[str], now: dt.datetime | None = None) -> x509.Certificate:
+        """A kubelet's serving certificate: valid for that node's name and addresses, nothing else
+        (no loopback or `kubernetes` defaults: a node must not be able to pose as another host)."""
+        sans: list[x509.GeneralName] = [x509.DNSName(node_name)]
+        sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(ips)]
+        return self._leaf(public_key, _subject(node_identity(node_name)), ExtendedKeyUsageOID.SERVER_AUTH,
+                          sans=sans, now=now)
+
     def issued(self, cert: x509.Certificate) -> bool:
         """Whether `cert` carries this CA's signature."""
         return issued_by(cert, self.cert)
@@ -312,6 +326,11 @@ def sign_csr(ca: CertificateAuthority, csr_pem: bytes, identity: Identity) -> x5
     The CSR only proves possession of its key; the identity comes from the caller's
     authorization (the join token), never from the request.
     """
+    return ca.sign_client(csr_public_key(csr_pem), identity)
+
+
+def csr_public_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey:
+    """The key of a CSR whose signature verifies (it proves possession); nothing else of it is used."""
     try:
         csr = x509.load_pem_x509_csr(csr_pem)
     except ValueError as err:
@@ -322,7 +341,7 @@ def sign_csr(ca: CertificateAuthority, csr_pem: bytes, identity: Identity) -> x5
     if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name not in (
             "secp256r1", "secp384r1"):
         raise PKIError("the certificate signing request must carry an ECDSA P-256 or P-384 key")
-    return ca.sign_client(public_key, identity)
+    return public_key
 
 
 def make_csr(key: PrivateKey, identity: Identity) -> bytes:
@@ -342,6 +361,18 @@ def server_ssl_context(pki: ClusterPKI) -> ssl.SSLContext:
     ctx.load_cert_chain(pki.server.cert, pki.server.key)
     ctx.load_verify_locations(cafile=str(pki.ca_cert))
     ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+def kubelet_server_ssl_context(cert: CertPaths, client_ca: Path) -> ssl.SSLContext:
+    """TLS for a kubelet's logs/exec server: its serving certificate, and a client certificate
+    signed by the cluster CA required on every connection (the kubelet then checks that the
+    certificate names the API server)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert.cert, cert.key)
+    ctx.load_verify_locations(cafile=str(client_ca))
+    ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
 

@@ -1,5 +1,7 @@
 """`kubelite agent --token --ca-cert-hash` joins a secured server and its node goes Ready;
-a wrong CA pin is refused before anything is sent."""
+a wrong CA pin is refused before anything is sent. The joined kubelet serves logs and exec
+over TLS to the API server only: kubectl logs/exec and `kubelite top` work through the API
+server, while anyone else calling the kubelet directly, even the admin, is refused."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from apiserver.auth.pki import CertPaths, client_ssl_context
 from apiserver.etcd_process import free_port
 from cli.local.cleanup import clean_node
 from tests.support.cluster import TMPFS
@@ -34,7 +38,7 @@ def _wait_file(path: Path, timeout: float = 30) -> str:
 async def test_agent_joins_a_secured_server():
     data = Path(tempfile.mkdtemp(prefix="kltest-join-", dir=TMPFS))
     root = Path(tempfile.mkdtemp(prefix="kltest-joinnode-"))
-    port = free_port()
+    port, kubelet_port = free_port(), free_port()
     server = subprocess.Popen([str(BIN / "kubelite"), "server", "--data-dir", str(data), "--port", str(port),
                                "--secure", "--no-controllers"], stderr=subprocess.DEVNULL)
     agent = None
@@ -42,7 +46,7 @@ async def test_agent_joins_a_secured_server():
         words = _wait_file(data / "join-command").split()
         token, pin = words[words.index("--token") + 1], words[words.index("--ca-cert-hash") + 1]
         common = ["agent", "--server", f"https://127.0.0.1:{port}", "--node-name", "kltest-joined",
-                  "--root-dir", str(root), "--node-ip", "127.0.0.1", "--port", str(free_port()),
+                  "--root-dir", str(root), "--node-ip", "127.0.0.1", "--port", str(kubelet_port),
                   "--network", "none", "--cgroup-parent", "kltest-joined", "--token", token]
         wrong = subprocess.run([str(BIN / "kubelite"), *common, "--ca-cert-hash", "sha256:" + "0" * 64],
                                capture_output=True, text=True, timeout=60)
@@ -63,6 +67,8 @@ async def test_agent_joins_a_secured_server():
             assert time.monotonic() < deadline, out.stderr
             await asyncio.sleep(0.3)
         assert (root / "pki" / "node.key").stat().st_mode & 0o777 == 0o600
+        assert (root / "pki" / "kubelet-serving.key").stat().st_mode & 0o777 == 0o600
+        await _streaming_goes_through_the_api_server_only(kubectl, data, kubelet_port)
     finally:
         if agent is not None:
             agent.send_signal(signal.SIGTERM)
@@ -72,3 +78,55 @@ async def test_agent_joins_a_secured_server():
         await clean_node(root, cgroup_parent="kltest-joined")
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(data, ignore_errors=True)
+
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: kltest-tls}
+spec:
+  nodeName: kltest-joined
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo hello-over-tls; exec sleep 3600"]
+"""
+
+
+async def _streaming_goes_through_the_api_server_only(kubectl: list[str], data: Path, kubelet_port: int) -> None:
+    applied = subprocess.run([*kubectl, "apply", "-f", "-"], input=POD, capture_output=True, text=True, timeout=30)
+    assert applied.returncode == 0, applied.stderr
+    deadline = time.monotonic() + 60
+    while True:
+        logs = subprocess.run([*kubectl, "logs", "kltest-tls"], capture_output=True, text=True, timeout=30)
+        if "hello-over-tls" in logs.stdout:
+            break
+        assert time.monotonic() < deadline, logs.stderr
+        await asyncio.sleep(0.3)
+    execed = subprocess.run([*kubectl, "exec", "kltest-tls", "--", "echo", "exec-over-tls"], capture_output=True,
+                            text=True, timeout=30)
+    assert execed.stdout.strip() == "exec-over-tls", execed.stderr
+    top = subprocess.run([str(BIN / "kubelite"), "top", "nodes", "--kubeconfig", str(data / "admin.kubeconfig")],
+                         capture_output=True, text=True, timeout=30)
+    assert top.returncode == 0 and "kltest-joined" in top.stdout, top.stdout + top.stderr
+
+    url = f"https://127.0.0.1:{kubelet_port}/containerLogs/default/kltest-tls/main"
+    pki = data / "pki"
+
+    async def status_with(cert: str | None) -> int:
+        ctx = client_ssl_context(pki / "ca.crt", CertPaths(pki / f"{cert}.crt", pki / f"{cert}.key") if cert else None)
+        async with aiohttp.ClientSession() as session, session.get(url, ssl=ctx) as resp:
+            return resp.status
+
+    assert await status_with("apiserver-kubelet-client") == 200  # the API server's identity
+    assert await status_with("admin") == 403  # a cluster admin goes through the API server
+    with pytest.raises(aiohttp.ClientError):  # no client certificate: the handshake fails
+        await status_with(None)
+    with pytest.raises(aiohttp.ClientError):  # and nothing answers plain http
+        async with aiohttp.ClientSession() as session, \
+                session.get(url.replace("https", "http")) as resp:
+            await resp.read()
+    subprocess.run([*kubectl, "delete", "pod", "kltest-tls", "--wait=true", "--timeout=30s"], capture_output=True,
+                   timeout=60)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from api.client import Client
-from tests.node.test_kubelet_pods import Agent, agent, pod, until  # noqa: F401 - `agent` is a fixture
+from tests.node.test_kubelet_pods import NODE, Agent, agent, pod, until  # noqa: F401 - `agent` is a fixture
 
 pytestmark = [pytest.mark.root]
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -37,3 +37,10 @@ async def test_kubectl_logs_and_exec(agent: Agent, client: Client, apiserver, tm
     assert out.returncode == 3
     missing = await kubectl(apiserver.url, tmp_path, "logs", "nope")
     assert missing.returncode == 1 and 'pods "nope" not found' in missing.stderr
+    # `kubelite top` reads the kubelet's cgroup stats through the API server's node proxy
+    top = await asyncio.to_thread(subprocess.run, [str(KUBECTL.parent / "kubelite"), "top", "pods", "--server",
+                                                   apiserver.url], capture_output=True, text=True, timeout=60)
+    assert top.returncode == 0, top.stderr
+    assert any(line.split()[0] == "kltest-e2e" for line in top.stdout.splitlines()[1:]), top.stdout
+    raw = await kubectl(apiserver.url, tmp_path, "get", "--raw", f"/api/v1/nodes/{NODE}/proxy/stats/summary")
+    assert raw.returncode == 0 and '"pods"' in raw.stdout, raw.stderr
