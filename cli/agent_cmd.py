@@ -40,6 +40,9 @@ def register(subparsers: Any) -> None:
                    help="use this node credential instead of joining (default after a join: <root-dir>/pki)")
     p.add_argument("--network", choices=("bridge", "none"), default="bridge",
                    help="pod network: a bridge from the node's podCIDR (default), or loopback only")
+    p.add_argument("--registry-mirror", action="append", default=[], metavar="REGISTRY=URL",
+                   help="pull REGISTRY's images from this mirror first, then from REGISTRY itself "
+                   "(containerd's hosts.toml mirrors), e.g. docker.io=http://198.51.100.1:5000; repeatable")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=_main)
 
@@ -107,7 +110,13 @@ async def _main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     from apiserver.auth.join import JoinError
+    from runtime.images import MirrorError, Mirrors
 
+    try:
+        Mirrors.parse(args.registry_mirror)
+    except MirrorError as err:
+        print(f"error: --registry-mirror: {err}", file=sys.stderr)
+        return 2
     try:
         server, ssl, token = await credentials(args.server, args.node_name, root_dir=Path(args.root_dir),
                                                token=args.token, ca_cert_hash=args.ca_cert_hash,
@@ -128,7 +137,8 @@ async def _main(args: argparse.Namespace) -> int:
     agent = asyncio.create_task(run_agent(
         server, args.node_name, ssl=ssl, token=token, root_dir=args.root_dir, node_ip=args.node_ip,
         cgroup_root=args.cgroup_root, cgroup_parent=args.cgroup_parent, port=args.port, network=args.network,
-        stop=stop, bind_address=args.bind_address or args.node_ip or "0.0.0.0", **tls))
+        stop=stop, bind_address=args.bind_address or args.node_ip or "0.0.0.0",
+        registry_mirrors=args.registry_mirror, **tls))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({agent, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()

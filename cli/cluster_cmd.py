@@ -21,6 +21,9 @@ def register(subparsers: Any) -> None:
     up.add_argument("--kubeconfig", type=Path, default=Path("/var/lib/kubelite/admin.kubeconfig"),
                     help="where to write the kubeconfig that kubelite and kubectl use (default "
                     "/var/lib/kubelite/admin.kubeconfig)")
+    up.add_argument("--registry-port", type=int, default=5000,
+                    help="port of the cluster registry that `kubelite build` pushes to and nodes pull from, on "
+                    "127.0.0.1 (one node) or 198.51.100.1 (simulated hosts) (default 5000)")
     up.add_argument("--name-prefix", default="kl", help=argparse.SUPPRESS)  # tests use "kltest"
     up.set_defaults(func=_up)
 
@@ -38,7 +41,8 @@ def _up(args: argparse.Namespace) -> int:
     try:
         state = up(nodes=args.nodes, state_dir=args.data_dir, port=args.port,
                    prefix=args.name_prefix, grace_period=args.node_monitor_grace_period,
-                   eviction_timeout=args.pod_eviction_timeout, kubeconfig=args.kubeconfig)
+                   eviction_timeout=args.pod_eviction_timeout, kubeconfig=args.kubeconfig,
+                   registry_port=args.registry_port)
     except UpError as err:
         console.print(f"[red]error:[/] {err}")
         console.print(f"logs are in {args.data_dir}; `kubelite down --data-dir {args.data_dir}` cleans up")

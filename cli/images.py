@@ -3,6 +3,12 @@
 Images live in `<root>/images` (`--root`, default $KUBELITE_ROOT or
 /var/lib/kubelite): the same store the kubelet on this machine runs from.
 Output follows docker's: `Step N/M`, `Using cache`, an aligned table for `ls`.
+
+`kubelite build` against a `kubelite up` cluster (the kubeconfig in use records its
+registry, see cli/local/registry.py) also pushes each tag to the cluster registry, where
+every node's kubelet finds it through its docker.io mirror: build, then `kubelite run`,
+as with Docker. `--push REGISTRY` does the same for any registry (a multi-VM cluster's,
+docs/registry.md); `--no-push` keeps the image local.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import datetime
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +30,9 @@ from runtime.images.busybox import import_busybox
 from runtime.images.digest import short_id
 from runtime.images.errors import ImageError
 from runtime.images.importer import import_rootfs
-from runtime.images.reference import parse_reference
-from runtime.images.registry import RegistryClient
+from runtime.images.mirrors import Mirrors, parse_endpoint
+from runtime.images.reference import DOCKER_HUB, parse_reference
+from runtime.images.registry import RegistryClient, is_plain_http
 from runtime.images.store import ImageStore
 
 DEFAULT_ROOT = "/var/lib/kubelite"
@@ -45,6 +53,12 @@ def register(subparsers: Any) -> None:
     b.add_argument("-f", "--file", type=Path, help="the Dockerfile (default DIR/Dockerfile)")
     b.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE", help="set a build ARG")
     b.add_argument("dir", type=Path, metavar="DIR", help="the build context")
+    b.add_argument("--push", metavar="REGISTRY", help="also push to this registry (HOST:PORT, plain http only for "
+                   "loopback; http://HOST:PORT for plain http elsewhere), where nodes pull through a docker.io "
+                   "mirror (default: the cluster registry of a `kubelite up` cluster in the kubeconfig)")
+    b.add_argument("--no-push", action="store_true", help="keep the image local, even for a `kubelite up` cluster")
+    b.add_argument("--kubeconfig", metavar="FILE", help="the cluster whose registry to push to (default: "
+                   "$KUBECONFIG, ~/.kube/config, /var/lib/kubelite/admin.kubeconfig)")
     _root_flag(b)
     b.set_defaults(func=_guard(cmd_build))
 
@@ -151,8 +165,81 @@ async def cmd_build(args: argparse.Namespace) -> int:
         build_args[key] = value if eq else os.environ.get(key, "")
     for tag in args.tag:
         parse_reference(tag)  # refuse a bad name before building
-    await Builder(_store(args)).build(args.dir, dockerfile=args.file, tags=args.tag, build_args=build_args)
+    try:
+        target = None if args.no_push else push_registry(args.push, args.kubeconfig)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    mirrors = Mirrors({DOCKER_HUB: (target.url,)}) if target else None  # FROM busybox comes from there too
+    store = _store(args)
+    await Builder(store, mirrors=mirrors).build(args.dir, dockerfile=args.file, tags=args.tag,
+                                                build_args=build_args)
+    if target is not None:
+        await push_to_cluster(store, args.tag, target)
     return 0
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """A registry that nodes reach as their docker.io mirror."""
+
+    address: str  # HOST:PORT
+    url: str  # scheme://HOST:PORT
+    source: str  # where the setting came from, for the message
+
+    @property
+    def insecure(self) -> bool:
+        return self.url.startswith("http://")
+
+
+def push_registry(flag: str | None, kubeconfig: str | None) -> PushTarget | None:
+    """The registry `kubelite build` pushes to: --push, else the cluster registry that
+    `kubelite up` recorded in the kubeconfig in use, else none."""
+    from cli.config import ConfigError, kubeconfig_path
+    from cli.local import registry
+
+    if flag:
+        url = flag if "://" in flag else f"{'http' if is_plain_http(flag) else 'https'}://{flag}"
+        try:
+            url = parse_endpoint(url)
+        except ImageError as err:
+            raise ValueError(f"--push: {err}") from err
+        return PushTarget(url.split("://", 1)[1], url, "registry")
+    try:
+        path = kubeconfig_path(kubeconfig, os.environ)
+    except ConfigError as err:
+        raise ValueError(str(err)) from err
+    address = registry.from_kubeconfig(path) if path else None
+    return PushTarget(address, f"http://{address}", "the cluster registry") if address else None
+
+
+def remote_name(tag: str, address: str) -> str | None:
+    """Where a local tag goes on a docker.io mirror at `address`: `my-app` -> `ADDR/library/my-app:latest`.
+    None for a name that belongs to another registry (`ghcr.io/x/y`); one already naming
+    `address` goes there as it is."""
+    ref = parse_reference(tag)
+    if ref.domain in (None, DOCKER_HUB):
+        return f"{address}/{ref.repository}:{ref.tag_or_latest}"
+    if ref.domain == address:
+        return f"{address}/{ref.path}:{ref.tag_or_latest}"
+    return None
+
+
+async def push_to_cluster(store: ImageStore, tags: list[str], target: PushTarget) -> None:
+    if not tags:
+        print(f"note: the image has no name (-t NAME), so it was not pushed to {target.source}", file=sys.stderr)
+        return
+    async with RegistryClient(store, insecure=target.insecure) as client:
+        for tag in tags:
+            remote = remote_name(tag, target.address)
+            if remote is None:
+                print(f"note: {tag} names another registry; not pushed to {target.source} "
+                      f"(`kubelite image push {tag}` sends it to its own)", file=sys.stderr)
+                continue
+            result = await client.push(tag, remote)
+            sent = len(result.transferred)
+            print(f"Pushed {tag} to {target.source} {target.address} as {remote.split('/', 1)[1]} "
+                  f"({sent} blob{'s' if sent != 1 else ''} sent); every node pulls it as {tag}")
 
 
 async def cmd_ls(args: argparse.Namespace) -> int:

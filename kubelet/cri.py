@@ -15,6 +15,7 @@ Per container name the adapter keeps at most two instances, the latest and the o
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ from api.core import Container, Pod
 from api.quantity import cpu_millis, to_bytes
 from kubelet.decide import Observed
 from runtime.container import ContainerSpec, ContainerState, Mount, Phase, Resources, Runtime, Sandbox
-from runtime.images import ImageStore, ensure_image
+from runtime.images import ImageError, ImageStore, Mirrors, ensure_image
+
+log = logging.getLogger(__name__)
 
 
 class PodError(Exception):
@@ -98,16 +101,18 @@ def resources_for(c: Container) -> Resources:
 
 
 class PodRuntime:
-    def __init__(self, rt: Runtime, images: ImageStore, root: Path) -> None:
+    def __init__(self, rt: Runtime, images: ImageStore, root: Path, *, mirrors: Mirrors | None = None) -> None:
         self.rt = rt
         self.images = images
         self.root = root
+        self.mirrors = mirrors or Mirrors()
         (root / "logs").mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    async def open(cls, root: Path, *, cgroup_root: Path, cgroup_parent: str) -> PodRuntime:
+    async def open(cls, root: Path, *, cgroup_root: Path, cgroup_parent: str,
+                   mirrors: Mirrors | None = None) -> PodRuntime:
         rt = await Runtime.open(root, cgroup_root=cgroup_root, cgroup_parent=cgroup_parent)
-        return cls(rt, ImageStore(root / "images"), root)
+        return cls(rt, ImageStore(root / "images"), root, mirrors=mirrors)
 
     async def close(self) -> None:
         await self.rt.close()
@@ -143,13 +148,24 @@ class PodRuntime:
 
     async def pull(self, c: Container) -> None:
         """Make the image present per imagePullPolicy (Always for :latest by default, as Kubernetes).
-        Raises `runtime.images.ImageError` (PullError) when it is not."""
+        Raises `runtime.images.ImageError` (PullError) when it is not.
+
+        A pull tries the node's registry mirrors first (`kubelite up` runs a cluster registry
+        that mirrors docker.io, so `my-app:latest` built and pushed there is pulled on every
+        start, as Always means). Deviation, for nodes that cannot reach Docker Hub: an Always
+        pull of a Docker Hub name that is present locally (busybox:latest, imported by the
+        kubelet) is skipped when no mirror covers docker.io, and when every host fails the
+        local copy runs, with a warning in the kubelet's log."""
         image, policy = c.image or "", pull_policy(c)
-        if policy == "Always" and not explicit_registry(image) and self.images.has_image(image):
-            # Deviation: Docker Hub names (busybox:latest) are local imports on kubelite nodes,
-            # which usually cannot reach Docker Hub: the local copy is used as is.
+        local_hub_copy = policy == "Always" and not explicit_registry(image) and self.images.has_image(image)
+        if local_hub_copy and not self.mirrors.endpoints(image):
             return
-        await ensure_image(self.images, image, policy=policy)  # type: ignore[arg-type]
+        try:
+            await ensure_image(self.images, image, policy=policy, mirrors=self.mirrors)  # type: ignore[arg-type]
+        except ImageError as err:
+            if not local_hub_copy:
+                raise
+            log.warning("kubelet: running the local copy of %s, as no registry has it: %s", image, err)
 
     async def start(self, pod: Pod, sb: Sandbox, c: Container, *, attempt: int) -> str:
         """Create and start one container instance; returns its id. The image must be present."""

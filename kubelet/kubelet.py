@@ -41,6 +41,7 @@ from kubelet.node import NodeAgent, node_ip_guess
 from kubelet.podworker import UID_INDEX, PodWorkers, uid_index
 from kubelet.probes import ProbeManager
 from kubelet.server import KubeletServer
+from runtime.images import Mirrors
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class KubeletConfig:
     workers: int = 32
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     import_busybox: bool = True
+    registry_mirrors: list[str] = field(default_factory=list)  # "docker.io=http://HOST:PORT", tried in order
     labels: dict[str, str] = field(default_factory=dict)
     # TLS for the logs/exec server (client certificate required) and the client identities it
     # accepts; None serves plain http to anyone (loopback development clusters only).
@@ -90,7 +92,8 @@ class Kubelet:
         cfg = self.config
         cfg.root_dir.mkdir(parents=True, exist_ok=True)
         self.runtime = rt = await PodRuntime.open(cfg.root_dir, cgroup_root=cfg.cgroup_root,
-                                                  cgroup_parent=cfg.cgroup_parent)
+                                                  cgroup_parent=cfg.cgroup_parent,
+                                                  mirrors=Mirrors.parse(cfg.registry_mirrors))
         try:
             if cfg.import_busybox and not rt.images.has_image("busybox:latest"):
                 from runtime.images.busybox import import_busybox

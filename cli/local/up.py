@@ -10,6 +10,10 @@
 Everything lives under one state directory (default /var/lib/kubelite/up), recorded in
 `cluster.json` so that `down` knows what to remove. Each node keeps its own runtime state
 and image store under `<state>/nodes/<name>/`; its kubelet imports busybox:latest there.
+
+A cluster registry (registry.py) runs beside the control plane; every kubelet pulls docker.io
+names through it first (`--registry-mirror`), and `kubelite build` pushes there, so an image
+built on this machine runs on every node.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cli.local import daemons
+from cli.local import daemons, registry
 from cli.local.fabric import GATEWAY, Fabric
+from runtime.images.errors import ImageError
 
 console = Console(stderr=True)
 KUBELITE = str(Path(sys.executable).parent / "kubelite")
@@ -40,8 +45,9 @@ class ClusterState:
     state_dir: str
     port: int
     prefix: str
-    nodes: list[dict[str, str]] = field(default_factory=list)  # name, root_dir, netns, node_ip, port
+    nodes: list[dict[str, str]] = field(default_factory=list)  # name, root_dir, netns, node_ip, port, ...
     kubeconfig: str = ""
+    registry: str = ""  # HOST:PORT of the cluster registry (plain http), "" when none runs
 
     @classmethod
     def load(cls, state_dir: Path) -> ClusterState | None:
@@ -70,10 +76,13 @@ def _wait_http(url: str, timeout: float) -> None:
     raise UpError(f"{url} did not answer within {timeout:.0f}s")
 
 
-def write_kubeconfig(path: Path, server: str) -> None:
+def write_kubeconfig(path: Path, server: str, *, registry_address: str = "") -> None:
+    """An admin kubeconfig; the cluster registry, if any, rides along as a cluster extension."""
+    extension = (f"    extensions:\n    - name: {registry.EXTENSION}\n      extension:\n"
+                 f"        address: {registry_address}\n        mirrors: docker.io\n") if registry_address else ""
     path.write_text(
         "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- name: kubelite\n  cluster:\n    server: {server}\n"
+        f"clusters:\n- name: kubelite\n  cluster:\n    server: {server}\n{extension}"
         "contexts:\n- name: kubelite\n  context:\n    cluster: kubelite\n    user: admin\n    namespace: default\n"
         "current-context: kubelite\nusers:\n- name: admin\n  user: {}\n")
     path.chmod(0o600)
@@ -85,6 +94,8 @@ def agent_argv(*, server: str, node: dict[str, str]) -> list[str]:
     reaches the API server over the unix socket, since the filesystem is shared."""
     argv = [KUBELITE, "agent", "--server", server, "--node-name", node["name"], "--root-dir", node["root_dir"],
             "--node-ip", node["node_ip"], "--port", node["port"], "--cgroup-parent", node["cgroup_parent"]]
+    for mirror in node.get("registry_mirrors", "").split():
+        argv += ["--registry-mirror", mirror]
     if node.get("netns"):
         argv = ["nsenter", f"--net=/run/netns/{node['netns']}", *argv]
     return argv
@@ -115,8 +126,9 @@ def _is_ready(node: object) -> bool:
     return cond is not None and cond.status == "True"
 
 
-def up(*, nodes: int, state_dir: Path, port: int, prefix: str,
-       grace_period: str, eviction_timeout: str, kubeconfig: Path | None, kubelet_port: int = 10250) -> ClusterState:
+def up(*, nodes: int, state_dir: Path, port: int, prefix: str, grace_period: str, eviction_timeout: str,
+       kubeconfig: Path | None, kubelet_port: int = 10250,
+       registry_port: int = registry.DEFAULT_PORT) -> ClusterState:
     if os.geteuid() != 0:
         raise UpError("kubelite up needs root: containers use namespaces, cgroups and mounts (try sudo)")
     existing = ClusterState.load(state_dir)
@@ -148,6 +160,13 @@ def up(*, nodes: int, state_dir: Path, port: int, prefix: str,
         server = f"unix://{sock}"
         console.print(f"[green]✓[/] {nodes} simulated hosts on {prefix}-br0 ({GATEWAY}/24)")
     state.save()
+    # Where every node reaches it: loopback is the node's own for one node; simulated hosts
+    # reach this machine at the bridge's gateway address.
+    state.registry = _start_registry(state_dir, f"{'127.0.0.1' if nodes == 1 else GATEWAY}:{registry_port}")
+    for node in state.nodes:
+        if state.registry:  # docker.io names, and names that spell the registry out, both over plain http
+            node["registry_mirrors"] = f"docker.io=http://{state.registry} {state.registry}=http://{state.registry}"
+    state.save()
     for node in state.nodes:
         Path(node["root_dir"]).mkdir(parents=True, exist_ok=True)
         daemons.start(f"agent-{node['name']}", agent_argv(server=server, node=node), state_dir)
@@ -155,7 +174,7 @@ def up(*, nodes: int, state_dir: Path, port: int, prefix: str,
     console.print(f"[green]✓[/] {len(state.nodes)} node(s) Ready")
 
     path = kubeconfig or state_dir / "kubeconfig"
-    write_kubeconfig(path, f"http://127.0.0.1:{port}")
+    write_kubeconfig(path, f"http://127.0.0.1:{port}", registry_address=state.registry)
     state.kubeconfig = str(path)
     state.save()
     return state
@@ -174,12 +193,30 @@ def down(*, state_dir: Path) -> None:
             _clean_network(node, cidrs.get(node["name"]))
     with console.status("stopping the control plane"):
         daemons.stop("server", state_dir, grace=15)
+    registry.stop(state_dir)  # its storage goes with the state directory
     if any(n.get("netns") for n in state.nodes):
         Fabric(state.prefix).destroy()
     if state.kubeconfig and Path(state.kubeconfig).parent != state_dir:
         Path(state.kubeconfig).unlink(missing_ok=True)
     shutil.rmtree(state_dir, ignore_errors=True)
     console.print("[green]✓[/] cluster removed")
+
+
+def _start_registry(state_dir: Path, address: str) -> str:
+    """Start the cluster registry and seed it with busybox; its address, or "" (with a warning)
+    when it cannot run: the cluster still works, with images imported on each node by hand."""
+    try:
+        with console.status(f"starting the cluster registry on {address}"):
+            registry.start(state_dir, address=address)
+            registry.seed_busybox(state_dir, address=address)
+    except (registry.ClusterRegistryError, OSError, ImageError) as err:
+        registry.stop(state_dir)
+        console.print(f"[yellow]warning:[/] no cluster registry ({err}); images built here will not reach "
+                      "the nodes by themselves (see docs/registry.md)")
+        return ""
+    console.print(f"[green]✓[/] cluster registry on http://{address}  (mirror of docker.io for every node; "
+                  "`kubelite build` pushes there)")
+    return address
 
 
 def _pod_cidrs(state: ClusterState) -> dict[str, str]:

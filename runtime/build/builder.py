@@ -42,6 +42,7 @@ from runtime.images.config import ImageConfig
 from runtime.images.digest import short_id
 from runtime.images.errors import ImageError
 from runtime.images.importer import DEFAULT_PATH, add_layer_from_dir
+from runtime.images.mirrors import Mirrors
 from runtime.images.oci import OCI_LAYER_GZIP, Descriptor
 from runtime.images.pull import PullError, ensure_image
 from runtime.images.store import ImageStore
@@ -100,8 +101,10 @@ class Builder:
         *,
         runner: StepRunner | None = None,
         output: Callable[[str], None] | None = None,
+        mirrors: Mirrors | None = None,
     ) -> None:
         self.store = store
+        self.mirrors = mirrors  # where a FROM image missing locally is pulled from first
         self._out = output or _stdout
         # Incremental: a UTF-8 character may be split across two output chunks.
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -195,7 +198,8 @@ class Builder:
         if image == "scratch":
             return _State(config=ImageConfig(), layers=[], lowerdirs=[], chain=step_key("scratch", "", ""))
         try:
-            rootfs = await ensure_image(self.store, image, policy="IfNotPresent", progress=self._say)
+            rootfs = await ensure_image(self.store, image, policy="IfNotPresent", mirrors=self.mirrors,
+                                        progress=self._say)
         except PullError as err:
             raise BuildError(
                 f"base image {image} is not in the local store and could not be pulled ({err}); "

@@ -6,6 +6,7 @@ overlayfs + config) and `ensure_image()` (pull if absent); see README.md.
 
 from runtime.images.config import ImageConfig
 from runtime.images.errors import ImageError
+from runtime.images.mirrors import MirrorError, Mirrors
 from runtime.images.pull import PullError, PullPolicy, ensure_image
 from runtime.images.reference import Reference, parse_reference
 from runtime.images.registry import RegistryClient, RegistryError
@@ -19,6 +20,8 @@ __all__ = [
     "ImageRootfs",
     "ImageStore",
     "ImageSummary",
+    "MirrorError",
+    "Mirrors",
     "PullError",
     "PullPolicy",
     "Reference",

@@ -10,9 +10,15 @@ repository is given, else upload it monolithically (POST then PUT ?digest=);
 the manifest goes last, so the registry never holds a manifest whose blobs are
 missing.
 
+Mirrors (mirrors.py): a pull first tries each mirror of the reference's
+registry, in order, and falls through to the next host on any failure, ending
+with the registry itself, as containerd does with hosts.toml. Push always goes
+where the target reference says.
+
 Transport: https, except plain http for localhost/127.0.0.1/[::1] or when the
-caller passes insecure=True. A 401 with a Bearer challenge triggers the
-anonymous token flow (see auth.py), once per request.
+caller passes insecure=True; a mirror URL names its own scheme. A 401 with a
+Bearer challenge triggers the anonymous token flow (see auth.py), once per
+request; tokens are kept per host and repository.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from runtime.images.auth import AuthError, parse_challenge
 from runtime.images.digest import digest_bytes, short_id
 from runtime.images.errors import ImageError
 from runtime.images.layout import LayoutError
+from runtime.images.mirrors import Mirrors
 from runtime.images.oci import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -80,16 +87,18 @@ class RegistryClient:
         store: ImageStore,
         *,
         insecure: bool = False,
+        mirrors: Mirrors | None = None,
         progress: Callable[[str], None] | None = None,
         read_timeout: float = 60.0,
     ) -> None:
         self.store = store
         self.insecure = insecure
+        self.mirrors = mirrors or Mirrors()
         self._progress = progress or (lambda _msg: None)
         # No total limit: a large layer on a slow link may take long; a stalled one may not.
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._tokens: dict[tuple[str, str], str] = {}  # (registry, repository) -> bearer token
+        self._tokens: dict[tuple[str, str], str] = {}  # (host, repository) -> bearer token
 
     async def __aenter__(self) -> RegistryClient:
         self._session = aiohttp.ClientSession(timeout=self._timeout)
@@ -120,7 +129,7 @@ class RegistryClient:
     ) -> tuple[int, dict[str, str], bytes]:
         """One request with the token flow; returns status, headers, body. Raises on other statuses."""
         assert self._session is not None, "use RegistryClient as an async context manager"
-        key = (ref.registry, ref.repository)
+        key = _token_key(url, ref)
         for attempt in (1, 2):
             hdrs = dict(headers or {})
             if key in self._tokens:
@@ -176,15 +185,37 @@ class RegistryClient:
     # pull
 
     async def pull(self, reference: str | Reference) -> TransferResult:
-        """Pull an image into the store and tag it locally as the reference names it."""
+        """Pull an image into the store and tag it locally as the reference names it.
+
+        The reference's mirrors are tried first, in order, then its registry; the error
+        of the last host is raised with every earlier host's failure in its message."""
         ref = reference if isinstance(reference, Reference) else parse_reference(reference)
+        failures: list[str] = []
+        for mirror in self.mirrors.endpoints(ref):
+            try:
+                result = await self._pull_from(ref, f"{mirror}/v2/{ref.repository}")
+            except RegistryError as err:
+                failures.append(f"mirror {mirror}: {err}")
+                self._progress(f"mirror {mirror} failed ({err}); trying the next host")
+                continue
+            self._progress(f"Pulled {ref} from mirror {mirror}")
+            return result
+        try:
+            return await self._pull_from(ref, self._base(ref))
+        except RegistryError as err:
+            tried = "".join(f"{f}; " for f in failures)
+            upstream = f"registry {ref.registry}: " if failures else ""
+            raise RegistryError(f"failed to pull {ref}: {tried}{upstream}{err}") from err
+
+    async def _pull_from(self, ref: Reference, base: str) -> TransferResult:
+        """Pull `ref` from one host; `base` is its repository URL (`scheme://host/v2/<repository>`)."""
         result = TransferResult(str(ref))
         lease = f"pull-{uuid.uuid4().hex[:12]}"
         try:
-            data, media_type = await self._get_manifest(ref, ref.remote_ref)
+            data, media_type = await self._get_manifest(ref, base, ref.remote_ref)
             if media_type in INDEX_TYPES:
                 chosen = _pick_platform(parse_index(data), ref)
-                data, media_type = await self._get_manifest(ref, chosen.digest)
+                data, media_type = await self._get_manifest(ref, base, chosen.digest)
             manifest = Manifest.parse(data, media_type=media_type)
             # Lease the blobs before writing them: a concurrent GC must not take them before the tag.
             blobs = [digest_bytes(data), manifest.config.digest, *(d.digest for d in manifest.layers)]
@@ -193,24 +224,22 @@ class RegistryClient:
 
             async def fetch(desc: Descriptor) -> None:
                 async with sem:
-                    await self._fetch_blob(ref, desc, result)
+                    await self._fetch_blob(ref, base, desc, result)
 
             await asyncio.gather(*(fetch(d) for d in (manifest.config, *manifest.layers)))
             digest = self.store.layout.put_bytes(data)
             result.manifest_digest = digest
             self.store.set_tag(ref, Descriptor(manifest.media_type, digest, len(data)))
         except (LayoutError, AuthError) as err:
-            raise RegistryError(f"failed to pull {ref}: {err}") from err
-        except RegistryError as err:
-            raise RegistryError(f"failed to pull {ref}: {err}") from err
+            raise RegistryError(str(err)) from err
         finally:
             self.store.release(lease)
         self._progress(f"Digest: {result.manifest_digest}")
         return result
 
-    async def _get_manifest(self, ref: Reference, tag_or_digest: str) -> tuple[bytes, str]:
+    async def _get_manifest(self, ref: Reference, base: str, tag_or_digest: str) -> tuple[bytes, str]:
         _, headers, data = await self._request(
-            "GET", f"{self._base(ref)}/manifests/{tag_or_digest}", ref, headers={"Accept": ACCEPT}
+            "GET", f"{base}/manifests/{tag_or_digest}", ref, headers={"Accept": ACCEPT}
         )
         actual = digest_bytes(data)
         expected = (
@@ -225,14 +254,14 @@ class RegistryClient:
             raise RegistryError(f"manifest {tag_or_digest} has unsupported media type {media_type!r}")
         return data, media_type
 
-    async def _fetch_blob(self, ref: Reference, desc: Descriptor, result: TransferResult) -> None:
+    async def _fetch_blob(self, ref: Reference, base: str, desc: Descriptor, result: TransferResult) -> None:
         if self.store.layout.has_blob(desc.digest):
             result.skipped.append(desc.digest)
             self._progress(f"{short_id(desc.digest)}: Already exists")
             return
         assert self._session is not None
-        url = f"{self._base(ref)}/blobs/{desc.digest}"
-        key = (ref.registry, ref.repository)
+        url = f"{base}/blobs/{desc.digest}"
+        key = _token_key(url, ref)
         for attempt in (1, 2):
             hdrs = {"Authorization": f"Bearer {self._tokens[key]}"} if key in self._tokens else {}
             try:
@@ -335,6 +364,11 @@ class RegistryClient:
         )
         result.transferred.append(desc.digest)
         self._progress(f"{short_id(desc.digest)}: Pushed")
+
+
+def _token_key(url: str, ref: Reference) -> tuple[str, str]:
+    """Tokens are per host (a mirror is not its upstream) and repository."""
+    return urllib.parse.urlsplit(url).netloc, ref.repository
 
 
 def _pick_platform(manifests: list[Descriptor], ref: Reference) -> Descriptor:
