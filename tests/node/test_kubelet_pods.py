@@ -165,6 +165,70 @@ async def test_crashing_container_backs_off_and_never_policy_fails(agent: Agent,
     await until(client, "kltest-ok", lambda p: p.status is not None and p.status.phase == "Succeeded")
 
 
+async def test_never_policy_phase_follows_the_exit_code(agent: Agent, client: Client) -> None:
+    await client.create(pod("kltest-done", "echo done; exit 0", restart="Never"))
+    await client.create(pod("kltest-broke", "echo broke; exit 1", restart="Never"))
+    done = await until(client, "kltest-done", lambda p: p.status is not None and p.status.phase == "Succeeded")
+    ended = main_status(done).state.terminated  # type: ignore[attr-defined]
+    assert ended.exit_code == 0 and ended.reason == "Completed"
+    assert main_status(done).restart_count == 0  # type: ignore[attr-defined]
+    broke = await until(client, "kltest-broke", lambda p: p.status is not None and p.status.phase == "Failed")
+    ended = main_status(broke).state.terminated  # type: ignore[attr-defined]
+    assert ended.exit_code == 1 and ended.reason == "Error"
+    assert main_status(broke).restart_count == 0  # type: ignore[attr-defined]  # Never: not restarted
+
+
+async def test_deleting_a_running_pod_kills_its_processes_within_the_grace_period(
+        agent: Agent, client: Client) -> None:
+    """A container that ignores SIGTERM is SIGKILLed once terminationGracePeriodSeconds (2) is up,
+    its children with it; nothing of the pod is left running."""
+    import time
+
+    await client.create(pod("kltest-stubborn", "trap '' TERM; sleep 1000 & wait; sleep 1000"))
+    p = await until(client, "kltest-stubborn", lambda p: p.status is not None and p.status.phase == "Running")
+    assert agent.kubelet and agent.kubelet.runtime
+    latest = agent.kubelet.runtime.containers(p.metadata.uid or "").latest["main"]
+    init = agent.kubelet.runtime.rt.status(latest.id).init_pid
+    assert init
+    deadline = time.monotonic() + 10
+    children: list[int] = []
+    while not children and time.monotonic() < deadline:  # the backgrounded sleep
+        children = [int(c) for c in Path(f"/proc/{init}/task/{init}/children").read_text().split()]
+        await asyncio.sleep(0.05)
+    assert children, "the container's shell started no child"
+    pids = [init, *children]
+
+    started = time.monotonic()
+    await client.delete(Pod, "kltest-stubborn", namespace="default")  # the pod's own grace: 2s
+
+    def alive() -> list[int]:
+        running = []
+        for pid in pids:
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z":
+                    running.append(pid)
+            except OSError:  # gone
+                pass
+        return running
+
+    for _ in range(200):  # 10s
+        if not alive():
+            break
+        await asyncio.sleep(0.05)
+    took = time.monotonic() - started
+    assert alive() == [], f"processes {alive()} outlived the pod's deletion by {took:.1f}s"
+    assert took >= 1.5, f"SIGTERM was ignored, yet the processes were gone after {took:.1f}s, before the grace period"
+    assert took < 2 + 5, f"the kill came {took:.1f}s after the delete, long past the 2s grace period"
+    for _ in range(100):  # and then the pod object goes
+        try:
+            await client.get(Pod, "kltest-stubborn", namespace="default")
+        except NotFound:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the pod object was not removed after its processes")
+
+
 async def test_liveness_and_readiness_probes(agent: Agent, client: Client) -> None:
     from api.core import ExecAction, Probe
 
