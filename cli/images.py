@@ -186,6 +186,7 @@ class PushTarget:
     address: str  # HOST:PORT
     url: str  # scheme://HOST:PORT
     source: str  # where the setting came from, for the message
+    aliases: tuple[str, ...] = ()  # other names of the same registry (localhost:PORT for up's)
 
     @property
     def insecure(self) -> bool:
@@ -210,17 +211,19 @@ def push_registry(flag: str | None, kubeconfig: str | None) -> PushTarget | None
     except ConfigError as err:
         raise ValueError(str(err)) from err
     address = registry.from_kubeconfig(path) if path else None
-    return PushTarget(address, f"http://{address}", "the cluster registry") if address else None
+    if not address:
+        return None
+    return PushTarget(address, f"http://{address}", "the cluster registry", aliases=tuple(registry.names(address)))
 
 
-def remote_name(tag: str, address: str) -> str | None:
+def remote_name(tag: str, address: str, *, aliases: tuple[str, ...] = ()) -> str | None:
     """Where a local tag goes on a docker.io mirror at `address`: `my-app` -> `ADDR/library/my-app:latest`.
-    None for a name that belongs to another registry (`ghcr.io/x/y`); one already naming
-    `address` goes there as it is."""
+    A name that spells out the registry (`address` or one of its `aliases`, e.g. localhost:5000)
+    goes there as it is; None for a name that belongs to another registry (`ghcr.io/x/y`)."""
     ref = parse_reference(tag)
     if ref.domain in (None, DOCKER_HUB):
         return f"{address}/{ref.repository}:{ref.tag_or_latest}"
-    if ref.domain == address:
+    if ref.domain == address or ref.domain in aliases:
         return f"{address}/{ref.path}:{ref.tag_or_latest}"
     return None
 
@@ -231,12 +234,15 @@ async def push_to_cluster(store: ImageStore, tags: list[str], target: PushTarget
         return
     async with RegistryClient(store, insecure=target.insecure) as client:
         for tag in tags:
-            remote = remote_name(tag, target.address)
+            remote = remote_name(tag, target.address, aliases=target.aliases)
             if remote is None:
                 print(f"note: {tag} names another registry; not pushed to {target.source} "
                       f"(`kubelite image push {tag}` sends it to its own)", file=sys.stderr)
                 continue
-            result = await client.push(tag, remote)
+            try:
+                result = await client.push(tag, remote)
+            except ImageError as err:
+                raise ImageError(f"{err} (the image is built and tagged here; `--no-push` skips the push)") from err
             sent = len(result.transferred)
             print(f"Pushed {tag} to {target.source} {target.address} as {remote.split('/', 1)[1]} "
                   f"({sent} blob{'s' if sent != 1 else ''} sent); every node pulls it as {tag}")

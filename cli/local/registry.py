@@ -7,6 +7,12 @@ kind's local-registry recipe, on kubelite's terms:
                                            (the bridge gateway, which every simulated host reaches)
     kubelet on each node   --pull--> mirror of docker.io = that registry, then docker.io itself
 
+With simulated hosts a second docker-registry process serves the same storage on
+127.0.0.1:5000 (docker-registry listens on one address; instances sharing a storage is how
+it scales out), and the nodes map `localhost:5000/...` and `127.0.0.1:5000/...` names to the
+gateway address, as kind's recipe maps `localhost:5001`: a name that works on this machine
+works on every node.
+
 An unqualified name (`my-app` = docker.io/library/my-app:latest) is pushed under the
 repository a docker.io mirror serves it from (`library/my-app`), so a node resolves
 `my-app` through the mirror with no image name rewritten anywhere.
@@ -56,15 +62,27 @@ def config_text(*, address: str, storage: Path) -> str:
     )
 
 
+DAEMONS = ("registry", "registry-loopback")  # on the nodes' address; on 127.0.0.1 when that differs
+
+
 def start(state_dir: Path, *, address: str, timeout: float = 20) -> None:
-    """Run the registry as the `registry` daemon of the cluster; return when it answers /v2/."""
+    """Run the registry on `address` (and on 127.0.0.1 at the same port, when `address` is not
+    loopback) as daemons of the cluster; return when each answers /v2/."""
     exe = binary()
     if exe is None:
         raise ClusterRegistryError("docker-registry is not installed (apt-get install docker-registry)")
     root = state_dir / "registry"
     root.mkdir(parents=True, exist_ok=True)
-    (root / "config.yml").write_text(config_text(address=address, storage=root / "data"))
-    daemons.start("registry", [exe, "serve", str(root / "config.yml")], state_dir)
+    listeners = [address] if address == loopback_alias(address) else [address, loopback_alias(address)]
+    for name, listen in zip(DAEMONS, listeners, strict=False):
+        config = root / f"{name}.yml"
+        config.write_text(config_text(address=listen, storage=root / "data"))
+        daemons.start(name, [exe, "serve", str(config)], state_dir)
+    for name, listen in zip(DAEMONS, listeners, strict=False):
+        _wait(name, listen, state_dir, timeout)
+
+
+def _wait(name: str, address: str, state_dir: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -73,14 +91,30 @@ def start(state_dir: Path, *, address: str, timeout: float = 20) -> None:
                     return
         except OSError:
             pass
-        if not daemons.running("registry", state_dir) or time.monotonic() > deadline:
-            log = (state_dir / "registry.log").read_text(errors="replace")[-500:]
+        if not daemons.running(name, state_dir) or time.monotonic() > deadline:
+            log = (state_dir / f"{name}.log").read_text(errors="replace")[-500:]
             raise ClusterRegistryError(f"the cluster registry did not answer on {address}: {log.strip()}")
         time.sleep(0.05)
 
 
 def stop(state_dir: Path) -> None:
-    daemons.stop("registry", state_dir)
+    for name in DAEMONS:
+        daemons.stop(name, state_dir)
+
+
+def loopback_alias(address: str) -> str:
+    return f"127.0.0.1:{address.rsplit(':', 1)[1]}"
+
+
+def names(address: str) -> list[str]:
+    """The names this machine can give the cluster registry at `address` in an image reference."""
+    return list(dict.fromkeys([address, loopback_alias(address), f"localhost:{address.rsplit(':', 1)[1]}"]))
+
+
+def mirror_settings(address: str) -> list[str]:
+    """A node's `--registry-mirror` settings for the cluster registry at `address` (plain http):
+    docker.io names, and every name of the registry itself, resolve to it."""
+    return [f"docker.io=http://{address}", *(f"{name}=http://{address}" for name in names(address))]
 
 
 def seed_busybox(state_dir: Path, *, address: str) -> str:

@@ -164,8 +164,8 @@ def up(*, nodes: int, state_dir: Path, port: int, prefix: str, grace_period: str
     # reach this machine at the bridge's gateway address.
     state.registry = _start_registry(state_dir, f"{'127.0.0.1' if nodes == 1 else GATEWAY}:{registry_port}")
     for node in state.nodes:
-        if state.registry:  # docker.io names, and names that spell the registry out, both over plain http
-            node["registry_mirrors"] = f"docker.io=http://{state.registry} {state.registry}=http://{state.registry}"
+        if state.registry:
+            node["registry_mirrors"] = " ".join(registry.mirror_settings(state.registry))
     state.save()
     for node in state.nodes:
         Path(node["root_dir"]).mkdir(parents=True, exist_ok=True)
@@ -214,7 +214,8 @@ def _start_registry(state_dir: Path, address: str) -> str:
         console.print(f"[yellow]warning:[/] no cluster registry ({err}); images built here will not reach "
                       "the nodes by themselves (see docs/registry.md)")
         return ""
-    console.print(f"[green]✓[/] cluster registry on http://{address}  (mirror of docker.io for every node; "
+    also = f" and http://{registry.loopback_alias(address)}" if registry.loopback_alias(address) != address else ""
+    console.print(f"[green]✓[/] cluster registry on http://{address}{also}  (every node's mirror of docker.io; "
                   "`kubelite build` pushes there)")
     return address
 

@@ -93,7 +93,8 @@ class Cluster:
         return run("kubectl", *args, kubeconfig=self.kubeconfig, timeout=timeout)
 
     def build(self) -> subprocess.CompletedProcess[str]:
-        # A build store of the test's own (a fresh one: FROM busybox comes through the cluster registry).
+        """`kubelite build -t kltest-app` of the tutorial-shaped app, in a build store of the test's own."""
+        # The store starts empty: FROM busybox comes through the cluster registry.
         built = self.kubelite("build", "-t", "kltest-app", "--root", str(self.work / "root"), str(app_dir(self.work)))
         assert built.returncode == 0, built.stdout + built.stderr
         return built
@@ -142,6 +143,16 @@ def test_build_then_run_on_two_nodes_through_the_cluster_registry() -> None:
         assert sorted(p["status"]["hostIP"] for p in pods) == ["198.51.100.11", "198.51.100.12"]
         for p in pods:  # each node pulled the image and serves the page
             assert http_get(f"http://{p['status']['hostIP']}:4001/") == PAGE
+
+        # kind's recipe: a name for the registry on this machine (localhost:PORT) works on every node.
+        local_name = f"localhost:{cluster.registry_port}/kltest/app:v1"
+        tagged = cluster.kubelite("build", "-t", local_name, "--root", str(cluster.work / "root"),
+                                  str(cluster.work / "app"))
+        assert "as kltest/app:v1" in tagged.stdout, tagged.stdout + tagged.stderr
+        ran = cluster.kubelite("run", "kltest-alias", f"--image={local_name}")
+        assert ran.returncode == 0, ran.stderr
+        ready = cluster.kubectl("wait", "--for=condition=Ready", "pod/kltest-alias", "--timeout=120s")
+        assert ready.returncode == 0, ready.stdout + ready.stderr + cluster.kubectl("describe", "pod").stdout
     finally:
         cluster.close()
 

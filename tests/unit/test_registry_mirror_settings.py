@@ -36,6 +36,19 @@ def test_remote_names_on_a_docker_io_mirror() -> None:
     assert remote_name("team/app:v2", "127.0.0.1:5000") == "127.0.0.1:5000/team/app:v2"
     assert remote_name("127.0.0.1:5000/app:v1", "127.0.0.1:5000") == "127.0.0.1:5000/app:v1"
     assert remote_name("ghcr.io/x/app", "127.0.0.1:5000") is None
+    assert remote_name("localhost:5000/app", "198.51.100.1:5000") is None
+    aliases = ("127.0.0.1:5000", "localhost:5000")
+    assert remote_name("localhost:5000/app", "198.51.100.1:5000", aliases=aliases) == "198.51.100.1:5000/app:latest"
+
+
+def test_nodes_resolve_every_name_of_the_cluster_registry() -> None:
+    from cli.local.registry import mirror_settings
+
+    multi = Mirrors.parse(mirror_settings("198.51.100.1:5000"))
+    for image in ("app", "198.51.100.1:5000/app", "127.0.0.1:5000/app", "localhost:5000/team/app:v1"):
+        assert multi.endpoints(image) == ("http://198.51.100.1:5000",), image
+    single = Mirrors.parse(mirror_settings("127.0.0.1:5000"))
+    assert single.endpoints("localhost:5000/app") == single.endpoints("app") == ("http://127.0.0.1:5000",)
 
 
 def test_build_finds_the_cluster_registry_in_the_kubeconfig(tmp_path: Path) -> None:
@@ -46,6 +59,7 @@ def test_build_finds_the_cluster_registry_in_the_kubeconfig(tmp_path: Path) -> N
     assert from_kubeconfig(without) is None
     target = push_registry(None, str(with_registry))
     assert target is not None and target.url == "http://198.51.100.1:5000" and target.insecure
+    assert "localhost:5000" in target.aliases
     assert push_registry(None, str(without)) is None
     explicit = push_registry("10.0.0.10:5000", str(with_registry))  # --push wins; https unless loopback
     assert explicit is not None and explicit.url == "https://10.0.0.10:5000"
