@@ -49,6 +49,9 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     console.print(f"\ncluster ready. kubectl: export KUBECONFIG={state.kubeconfig}\n"
                   f"try: kubelite apply -f manifests/web.yaml && kubelite get pods -o wide")
+    if state.registry:
+        console.print("your own image: kubelite build -t my-app . && kubelite run my-app --image=my-app -p 4000:8080 "
+                      "(the build is pushed to the cluster registry; see docs/registry.md)")
     return 0
 
 
