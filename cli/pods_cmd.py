@@ -40,14 +40,12 @@ def register(subparsers: Any) -> None:
     add_connection_flags(p)
     p.set_defaults(func=_logs)
 
-    p = subparsers.add_parser("exec", help="run a command in a container of a pod")
+    p = subparsers.add_parser("exec", help="run a command in a container of a pod",
+                              usage="kubelite exec [-it] [-c C] POD [flags] -- COMMAND [ARGS...]")
+    _exec_flags(p)
     p.add_argument("pod")
-    p.add_argument("argv", nargs="*", help="-- COMMAND [ARGS...]")
-    p.add_argument("-c", "--container")
-    p.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the command")
-    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
-    p.add_argument("-n", "--namespace")
-    add_connection_flags(p)
+    # Flags may follow POD (as with kubectl): what comes before `--` is re-parsed in _exec.
+    p.add_argument("argv", nargs=argparse.REMAINDER, help="[flags] -- COMMAND [ARGS...]")
     p.set_defaults(func=_exec)
 
     p = subparsers.add_parser("run", help="run an image as a pod (like docker run)",
@@ -64,6 +62,29 @@ def register(subparsers: Any) -> None:
     p.add_argument("-A", "--all-namespaces", action="store_true")
     add_connection_flags(p)
     p.set_defaults(func=_top)
+
+
+def _exec_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--container")
+    p.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the command")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    p.add_argument("-n", "--namespace")
+    add_connection_flags(p)
+
+
+def parse_exec(args: argparse.Namespace) -> argparse.Namespace:
+    """Flags given after POD (before `--`) join those given before it; `argv` becomes the command."""
+    words = list(args.argv)
+    flags, cmd = (words[:words.index("--")], words[words.index("--") + 1:]) if "--" in words else ([], words)
+    inner = argparse.ArgumentParser(prog="kubelite exec")
+    _exec_flags(inner)
+    later = inner.parse_args(flags)
+    merged = argparse.Namespace(**vars(args))
+    for key, value in vars(later).items():
+        if value != inner.get_default(key):
+            setattr(merged, key, value)
+    merged.argv = cmd
+    return merged
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -100,10 +121,6 @@ def parse_run(args: argparse.Namespace) -> argparse.Namespace:
     return merged
 
 
-def _argv(raw: list[str]) -> list[str]:
-    return raw[1:] if raw[:1] == ["--"] else raw
-
-
 def _fail(message: str, code: int = 1) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
@@ -129,7 +146,8 @@ async def _logs(args: argparse.Namespace) -> int:
 
 
 async def _exec(args: argparse.Namespace) -> int:
-    argv = _argv(args.argv)
+    args = parse_exec(args)
+    argv = args.argv
     if not argv:
         return _fail("you must specify at least one command for the container (kubelite exec POD -- CMD)", 2)
     async with connect(args) as conn:

@@ -29,7 +29,7 @@ def test_verbs_parse() -> None:
     args = parser.parse_args(["agent", "--server", "http://x", "--node-name", "n1", "--port", "10251"])
     assert args.node_name == "n1" and args.port == 10251 and args.root_dir == "/var/lib/kubelite"
     args = parser.parse_args(["exec", "-it", "web", "--", "sh", "-c", "echo hi"])
-    assert args.stdin and args.tty and pods_cmd._argv(args.argv) == ["sh", "-c", "echo hi"]
+    assert args.stdin and args.tty and pods_cmd.parse_exec(args).argv == ["sh", "-c", "echo hi"]
     args = parser.parse_args(["logs", "-f", "--tail", "5", "-c", "main", "web"])
     assert args.follow and args.tail == 5 and args.container == "main"
     args = pods_cmd.parse_run(parser.parse_args(["run", "-e", "A=1", "web", "--image=busybox", "-p", "4000:8080",
