@@ -2,14 +2,17 @@
 
 Every resource a test creates on the machine is named with the `kltest` prefix; the
 session fails if any such mount, network namespace, link, cgroup or tmpfs dir is left.
-A test session holds a machine-wide lock (`LOCK`) from start to end: two sessions on one
-machine would otherwise share fixed names (simulated hosts, bridges) and see each other's
-resources as leaks. Hold the same lock (`flock /run/lock/kltest.lock CMD`) for anything
-else that creates kltest resources.
+A session that runs root tests (namespaces, mounts, cgroups, networks) holds a machine-wide
+lock (`LOCK`) from start to end: two such sessions would otherwise share fixed names
+(simulated hosts, bridges) and see each other's resources as leaks. Other sessions take no
+lock and check only their own tmpfs directory (every session has one), so unit and API
+tests never wait. Hold the lock (`flock /run/lock/kltest.lock CMD`) for anything else that
+creates kltest resources.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import subprocess
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import TMPFS, ApiServer, Etcd
+from tests.support.cluster import SHM, TMPFS, ApiServer, Etcd
 
 PREFIX = "kltest"
 LOCK = Path("/run/lock/kltest.lock") if Path("/run/lock").is_dir() else Path("/tmp/kltest.lock")
@@ -57,9 +60,15 @@ async def client(apiserver: ApiServer) -> AsyncIterator[object]:
         yield c
 
 
+def _own_leftovers() -> list[str]:
+    """What this session left in its own tmpfs directory."""
+    return [f"tmpfs dir {p}" for p in TMPFS.glob("*")] if TMPFS.is_dir() else []
+
+
 def _leftovers() -> list[str]:
-    found: list[str] = []
-    found += [f"tmpfs dir {p}" for p in TMPFS.glob(f"{PREFIX}*")]
+    """Every kltest resource on the machine (other sessions' tmpfs directories aside)."""
+    found = _own_leftovers()
+    found += [f"tmpfs dir {p}" for p in SHM.glob(f"{PREFIX}*") if not p.name.startswith(f"{PREFIX}-s")]
     with open("/proc/self/mountinfo") as f:
         found += [f"mount {line.split()[4]}" for line in f if PREFIX in line.split()[4]]
     if Path("/run/netns").is_dir():
@@ -78,10 +87,17 @@ def _leftovers() -> list[str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_leftovers() -> Iterator[None]:
+def no_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
+    exclusive = any("root" in item.keywords or item.path.parent.name in ("node", "cluster")
+                    for item in request.session.items)
+    check = _leftovers if exclusive else _own_leftovers
     with open(LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        before = set(_leftovers())
+        if exclusive:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        TMPFS.mkdir(exist_ok=True)
+        before = set(check())
         yield
-        left = [item for item in _leftovers() if item not in before]
+        left = [item for item in check() if item not in before]
+        with contextlib.suppress(OSError):
+            TMPFS.rmdir()
         assert not left, "tests left these behind:\n  " + "\n  ".join(left)

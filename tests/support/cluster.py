@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,13 +13,16 @@ from aiohttp import web
 from apiserver.app import ServerConfig, create_app
 from apiserver.etcd_process import EtcdProcess, free_port
 
-TMPFS = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+SHM = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+# This process's own tmpfs directory: sessions running side by side never see each other's files.
+TMPFS = SHM / f"kltest-s{os.getpid()}"
 
 
 class Etcd:
     """A real etcd with the fast test flags from DESIGN.md, its data on tmpfs."""
 
     def __init__(self) -> None:
+        TMPFS.mkdir(exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="kltest-etcd-", dir=TMPFS))
         self.process = EtcdProcess(self.dir / "data", fast=True, log_file=self.dir / "etcd.log")
 
@@ -38,6 +43,8 @@ class Etcd:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the last one out (benchmarks use this class too)
+            TMPFS.rmdir()
 
 
 class ApiServer:
