@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -43,8 +42,6 @@ class Etcd:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-        with contextlib.suppress(OSError):  # the last one out (benchmarks use this class too)
-            TMPFS.rmdir()
 
 
 class ApiServer:
