@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from api.apps import Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec
 from api.base import IntOrString
@@ -54,13 +55,26 @@ def pod_template_hash(template: PodTemplateSpec, collision_count: int | None = N
 
 
 def template_key(template: PodTemplateSpec) -> str:
-    """Canonical form of a template without the pod-template-hash label, for comparisons."""
-    data = template.to_dict()
+    """Canonical form of a template without the pod-template-hash label, for comparisons.
+
+    Empty values count as absent, as in Kubernetes' semantic equality: `kubectl rollout undo`
+    sends the old template back with Go's zero values filled in (`resources: {}`), and that
+    must still find the old ReplicaSet rather than make a new one."""
+    data = _without_empty(template.to_dict())
     labels = (data.get("metadata") or {}).get("labels")
     if labels and HASH_LABEL in labels:
         labels = {k: v for k, v in labels.items() if k != HASH_LABEL}
         data["metadata"]["labels"] = labels
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _without_empty(value: Any) -> Any:
+    if isinstance(value, dict):
+        pruned = {k: _without_empty(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_without_empty(v) for v in value]
+    return value
 
 
 def revision(rs: ReplicaSet) -> int:

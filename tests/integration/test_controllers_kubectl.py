@@ -37,6 +37,7 @@ async def test_kubectl_rollout_status_set_image_and_undo(client: Client, apiserv
         out = (await k.run("rollout", "status", "deployment/web", "--timeout=30s")).stdout
         assert 'deployment "web" successfully rolled out' in out
 
+        first = json.loads((await k.run("get", "rs", "-l", "app=web", "-o", "json")).stdout)["items"]
         await k.run("set", "image", "deployment/web", "busybox=busybox:2")
         out = (await k.run("rollout", "status", "deployment/web", "--timeout=30s")).stdout
         assert 'deployment "web" successfully rolled out' in out
@@ -54,6 +55,11 @@ async def test_kubectl_rollout_status_set_image_and_undo(client: Client, apiserv
         live_pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         assert len(live_pods) == 4
         assert {p["spec"]["containers"][0]["image"] for p in live_pods} == {"busybox:1"}
+        # undo scales the first ReplicaSet back up (kubectl sends its template with Go's zero
+        # values filled in, `resources: {}`); it does not make a third one
+        rs = json.loads((await k.run("get", "rs", "-l", "app=web", "-o", "json")).stdout)["items"]
+        assert len(rs) == 2
+        assert {r["metadata"]["name"]: r["spec"]["replicas"] for r in rs}[first[0]["metadata"]["name"]] == 4
 
 
 async def test_kubectl_pause_resume_restart_and_deadline(client: Client, apiserver: object, tmp_path: Path) -> None:
