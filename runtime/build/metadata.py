@@ -13,7 +13,7 @@ import posixpath
 from collections.abc import Mapping
 
 from runtime.build.dockerfile import Instruction
-from runtime.build.shellwords import process_word, split_words
+from runtime.build.shellwords import process_word, raw_words, split_words
 from runtime.images.config import ImageConfig
 from runtime.images.errors import ImageError
 
@@ -33,7 +33,7 @@ def command(ins: Instruction, shell: tuple[str, ...]) -> tuple[str, ...]:
 
 def pairs(ins: Instruction, env: Mapping[str, str]) -> list[tuple[str, str]]:
     """`k=v k2="v 2"` pairs of ENV/LABEL, or the legacy `ENV key value with spaces`."""
-    words = split_words(ins.args, env)
+    words = raw_words(ins.args)
     if words and "=" not in words[0]:
         if ins.keyword != "ENV" or len(words) < 2:
             raise InstructionError(f"line {ins.line}: {ins.keyword} needs key=value pairs")
@@ -42,9 +42,10 @@ def pairs(ins: Instruction, env: Mapping[str, str]) -> list[tuple[str, str]]:
     out = []
     for word in words:
         key, eq, value = word.partition("=")
+        key = process_word(key, env)
         if not eq or not key:
             raise InstructionError(f"line {ins.line}: {ins.keyword} needs key=value, got {word!r}")
-        out.append((key, value))
+        out.append((key, process_word(value, env)))
     return out
 
 

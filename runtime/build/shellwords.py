@@ -23,6 +23,39 @@ def split_words(text: str, env: Mapping[str, str]) -> list[str]:
     return _process(text, env, split=True)
 
 
+def raw_words(text: str) -> list[str]:
+    """Split on unquoted whitespace only, leaving quotes, escapes and variables for later:
+    ENV and LABEL cut `k=v` pairs first and expand each value as one word, so that
+    `ENV GREETING=$GREETING` keeps a value with spaces whole (as Docker does)."""
+    words: list[str] = []
+    cur: list[str] = []
+    quote = ""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n and quote != "'":
+            cur += [c, text[i + 1]]
+            i += 2
+            continue
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in " \t\r\n":
+            if cur:
+                words.append("".join(cur))
+                cur = []
+            i += 1
+            continue
+        cur.append(c)
+        i += 1
+    if quote:
+        raise WordError(f"unterminated {'single' if quote == chr(39) else 'double'} quote in {text!r}")
+    if cur:
+        words.append("".join(cur))
+    return words
+
+
 def process_word(text: str, env: Mapping[str, str]) -> str:
     """Process quotes, escapes and variables in `text` as a single word (no splitting)."""
     words = _process(text, env, split=False)

@@ -115,3 +115,18 @@ def test_config_rules() -> None:
     assert kept.cmd == ("sh",) and kept.argv == ["/bin/app", "sh"]
     assert _apply(base, 'VOLUME ["/a", "/b"]').volumes == ("/a", "/b")
     assert _apply(base, 'LABEL a=1 "b c"=2').labels == {"a": "1", "b c": "2"}
+
+
+def test_env_and_label_values_expand_as_one_word() -> None:
+    # Docker cuts k=v pairs first, then expands each value: an ARG with spaces stays whole
+    base = ImageConfig(cmd=("sh",), working_dir="/")
+    (ins,) = parse_dockerfile(r'ENV GREETING=$GREETING LOUD=${GREETING}! A=one\ two B="x $GREETING"')
+    env = {"GREETING": "Hello from kubelite"}
+    assert apply(base, ins, env, shell=DEFAULT_SHELL, cmd_set=False).env_dict == {
+        "GREETING": "Hello from kubelite", "LOUD": "Hello from kubelite!", "A": "one two",
+        "B": "x Hello from kubelite"}
+    (label,) = parse_dockerfile('LABEL "title"="$GREETING" plain=$GREETING')
+    assert apply(base, label, env, shell=DEFAULT_SHELL, cmd_set=False).labels == {
+        "title": "Hello from kubelite", "plain": "Hello from kubelite"}
+    with pytest.raises(WordError):
+        apply(base, parse_dockerfile('ENV A="unterminated')[0], env, shell=DEFAULT_SHELL, cmd_set=False)
