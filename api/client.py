@@ -38,7 +38,7 @@ from typing import Any, Generic, Literal, Self, TypeVar
 
 import aiohttp
 
-from api import resources
+from api import jsoncodec, resources
 from api.apps import Scale, ScaleSpec
 from api.base import KubeModel
 from api.core import Binding, ObjectReference, Pod
@@ -195,7 +195,7 @@ class Client:
         headers: dict[str, str] = {}
         data: bytes | None = None
         if json is not None:
-            data = jsonlib.dumps(json, separators=(",", ":")).encode()
+            data = jsoncodec.dumps(json)
             headers["Content-Type"] = content_type or "application/json"
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
@@ -213,7 +213,7 @@ class Client:
         if not body:
             return None
         try:
-            return jsonlib.loads(body)
+            return jsoncodec.loads(body)
         except ValueError:
             return body.decode(errors="replace")
 

@@ -40,7 +40,6 @@ releases it. Iterate it from a single task.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -51,6 +50,7 @@ from typing import Generic, Literal, Protocol, Self, TypeVar, cast
 
 import aiohttp
 
+from api import jsoncodec
 from api.base import KubeModel
 from api.errors import ApiError, Gone, InternalError, ServiceUnavailable, TooManyRequests
 from api.meta import ObjectMeta
@@ -214,7 +214,7 @@ class Watch(Generic[T]):
 
     def _decode(self, line: bytes) -> _Decoded[T] | None:
         try:
-            raw = json.loads(line)
+            raw = jsoncodec.loads(line)
         except ValueError:
             log.warning("watch %s: dropping a line that is not JSON: %.200r", self._path, line)
             return None

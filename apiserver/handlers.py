@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from api import errors
+from api import errors, jsoncodec
 from api.meta import DeleteOptions
 from api.resources import ALL, NAMESPACES, NODES, PODS, Resource
 from api.selectors import (
@@ -93,7 +93,7 @@ def resolve(prefix: str, segments: list[str]) -> Target | None:
 
 
 def json_response(data: Any, *, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    body = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":")).encode()
+    body = data if isinstance(data, bytes) else jsoncodec.dumps(data)
     resp = web.Response(body=body, status=status, content_type="application/json")
     for w in warnings or []:
         resp.headers.add("Warning", f'299 - "{w}"')
@@ -111,7 +111,7 @@ async def read_body(request: web.Request) -> Any:
     try:
         if "yaml" in ctype and "apply-patch" not in ctype:
             return yaml.safe_load(raw)
-        return json.loads(raw)
+        return jsoncodec.loads(raw)
     except (ValueError, yaml.YAMLError) as err:
         if "apply-patch" in ctype:
             with contextlib.suppress(yaml.YAMLError):
@@ -271,7 +271,7 @@ class ResourceHandlers:
         if wants_table(request.headers.get("Accept", "")):
             return json_response(table(target.resource.plural, [result.obj]), status=code,
                                  warnings=result.warnings)
-        return json_response(result.obj, status=code, warnings=result.warnings)
+        return json_response(result.raw or result.obj, status=code, warnings=result.warnings)
 
     # ------------------------------------------------------------------ verbs
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from api import errors
+from api import errors, jsoncodec
 from api.base import KubeModel, drop_unknown_fields, now, unknown_fields
 from api.defaults import apply_defaults
 from api.meta import DeleteOptions, StatusCause
@@ -36,7 +36,7 @@ from api.resources import EVENTS, LEASES, NAMESPACES, NODES, PODS, Resource
 from api.validation import invalid_error, parse_object, validate
 from api.warnings import unsupported_field_warnings
 from apiserver.storage import REGISTRY, KeyExists, KeyNotFound, RevisionMismatch, Storage
-from apiserver.watchcache import CachedObject, WatchCache, with_resource_version
+from apiserver.watchcache import CachedObject, WatchCache, splice_resource_version, with_resource_version
 
 FieldValidation = Literal["Strict", "Warn", "Ignore"]
 PatchType = Literal["merge", "json", "strategic", "apply"]
@@ -65,7 +65,7 @@ def encode(obj: dict[str, Any]) -> bytes:
     meta = obj.get("metadata") or {}
     if "resourceVersion" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return jsoncodec.dumps(obj)
 
 
 @dataclass
@@ -76,6 +76,9 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     created: bool = False
     deleted: bool = False  # the object is gone from storage (not merely marked for deletion)
+    # `obj` as JSON, when the bytes written to etcd already are that (plus the spliced-in
+    # resourceVersion): the response reuses them instead of encoding the object again.
+    raw: bytes | None = None
 
 
 def _qualified(resource: Resource) -> str:
@@ -192,13 +195,14 @@ class Registry:
         data = obj.to_dict()
         if dry_run:
             return Result(data, warnings, created=True)
+        stored = encode(data)
         try:
-            revision = await self.storage.create(key_for(resource, meta.namespace, meta.name), encode(data))
+            revision = await self.storage.create(key_for(resource, meta.namespace, meta.name), stored)
         except KeyExists as err:
             raise errors.already_exists(_qualified(resource), meta.name, group=resource.group) from err
         data["metadata"]["resourceVersion"] = str(revision)
         self._note_write(resource, revision)
-        return Result(data, warnings, created=True)
+        return Result(data, warnings, created=True, raw=splice_resource_version(stored, revision))
 
     def _note_write(self, resource: Resource, revision: int) -> None:
         if resource is NAMESPACES:
@@ -262,13 +266,14 @@ class Registry:
                 raise _conflict(resource, meta["name"]) from err
             meta["resourceVersion"] = str(deleted_at)
             return Result(data, warnings, deleted=True)
+        stored = encode(data)
         try:
-            new_revision = await self.storage.update(key, encode(data), expected=revision)
+            new_revision = await self.storage.update(key, stored, expected=revision)
         except (RevisionMismatch, KeyNotFound) as err:
             raise _conflict(resource, meta["name"]) from err
         meta["resourceVersion"] = str(new_revision)
         self._note_write(resource, new_revision)
-        return Result(data, warnings)
+        return Result(data, warnings, raw=splice_resource_version(stored, new_revision))
 
     @staticmethod
     def _merge_for_update(resource: Resource, old: dict[str, Any], new: dict[str, Any],

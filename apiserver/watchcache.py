@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from api import jsoncodec
 from apiserver.storage import REGISTRY, Compacted, Storage, Unavailable, WatchEvent
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ Predicate = Callable[[dict[str, Any]], bool]
 
 def with_resource_version(value: bytes, revision: int) -> dict[str, Any]:
     """Decode a stored object and give it its resourceVersion (the etcd mod revision)."""
-    obj: dict[str, Any] = json.loads(value)
+    obj: dict[str, Any] = jsoncodec.loads(value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
 
@@ -89,7 +89,7 @@ class CachedObject:
             if self._obj is None and self._value is not None:
                 self._raw = splice_resource_version(self._value, self.revision)
             if self._raw is None:
-                self._raw = json.dumps(self.obj, separators=(",", ":")).encode()
+                self._raw = jsoncodec.dumps(self.obj)
         return self._raw
 
     @classmethod
