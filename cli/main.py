@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.pods_cmd",
     "cli.cluster_cmd",
     "cli.images",
+    "cli.demos",
 )
 
 
