@@ -64,4 +64,5 @@ install_units() {
 install_packages
 install_kubelite
 install_units
-log "done: $("$VENV/bin/kubelite" --help >/dev/null && echo "kubelite in $VENV")"
+"$VENV/bin/kubelite" --help >/dev/null  # fails the provisioning if the install is broken
+log "done: kubelite in $VENV"
