@@ -34,7 +34,7 @@ from api.informer import Informer
 from api.meta import ObjectMeta
 from cli.apply import apply_one
 from cli.config import Connection
-from cli.demos.view import live_view, terminating
+from cli.demos.view import live_view, node_change, pod_change, terminating
 from cli.manifests import load
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class Stage:
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._steps = 0
+        self._start = time.monotonic()
 
     # ------------------------------------------------------------ lifetime
 
@@ -72,6 +73,11 @@ class Stage:
             self._tasks.append(asyncio.create_task(informer.run()))
         await self.pod_informer.wait_synced(timeout=30)
         await self.node_informer.wait_synced(timeout=30)
+        # After the sync, so the log starts with this demo's changes, not the cluster's state.
+        self.pod_informer.add_handler(on_add=lambda p: self._log(pod_change(None, p)),
+                                      on_update=lambda o, n: self._log(pod_change(o, n)),
+                                      on_delete=lambda p: self._log(pod_change(p, None)))
+        self.node_informer.add_handler(on_update=lambda o, n: self._log(node_change(o, n)))
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -84,6 +90,12 @@ class Stage:
 
     def _poke(self, _obj: object) -> None:
         self._changed.set()
+
+    def _log(self, line: str | None) -> None:
+        """One line per change the watch reports, printed above the live view (and kept in
+        a log when the output is not a terminal, where the live view shows only its end)."""
+        if line is not None:
+            self.console.print(f"   [dim]{time.monotonic() - self._start:6.1f}s[/]  {escape(line)}")
 
     def on_pod_change(self, fn: Callable[[], None]) -> None:
         """Call `fn` after every pod event, once the cache has it: for demos that measure

@@ -54,6 +54,14 @@ def node_ready(node: Node) -> bool:
     return cond is not None and cond.status == "True"
 
 
+def taints(node: Node) -> str:
+    """`tainted unreachable:NoSchedule,NoExecute`, or "" for an untainted node."""
+    effects: dict[str, list[str]] = {}
+    for t in (node.spec.taints if node.spec else None) or []:
+        effects.setdefault(t.key.rsplit("/", 1)[-1], []).append(t.effect or "")
+    return " ".join(f"tainted {key}:{','.join(e)}" for key, e in effects.items())
+
+
 def pod_status(pod: Pod) -> str:
     """kubectl's STATUS column for one pod."""
     return str(table("pods", [pod.to_dict()])["rows"][0]["cells"][2])
@@ -84,11 +92,10 @@ def nodes_line(nodes: Iterable[Node]) -> Text:
     for node in sorted(nodes, key=lambda n: n.metadata.name or ""):
         cond = node.status.condition("Ready") if node.status else None
         state = "Ready" if cond and cond.status == "True" else "NotReady" if cond else "Unknown"
-        taints = [t.key.rsplit("/", 1)[-1] for t in (node.spec.taints if node.spec else None) or []]
         line.append(f"{node.metadata.name} ")
         line.append(state, style=STATUS_STYLE.get(state, "white"))
-        if taints:
-            line.append(f" (tainted {','.join(taints)})", style="yellow")
+        if taints(node):
+            line.append(f" ({taints(node)})", style="yellow")
         line.append("   ")
     return line
 
@@ -96,3 +103,40 @@ def nodes_line(nodes: Iterable[Node]) -> Text:
 def live_view(goal: str, elapsed: float, pods: Iterable[Pod], nodes: Iterable[Node]) -> RenderableType:
     header = Text.assemble(("waiting: ", "bold cyan"), goal, (f"   {elapsed:4.0f}s", "dim"))
     return Group(header, nodes_line(nodes), pods_table(pods))
+
+
+# ------------------------------------------------------------------ the change log
+
+
+def pod_facts(pod: Pod) -> dict[str, str]:
+    """What the change log compares between two versions of a pod."""
+    cells = table("pods", [pod.to_dict()])["rows"][0]["cells"]
+    return {"status": str(cells[2]), "ready": str(cells[1]), "restarts": str(cells[3]),
+            "node": pod.spec.node_name or ""}
+
+
+def pod_change(old: Pod | None, new: Pod | None) -> str | None:
+    """One line saying what changed in a pod (None if nothing the table shows did):
+    `web-1  status Pending -> Running, ready 0/1 -> 1/1`."""
+    if new is None:
+        return f"{old.metadata.name if old else '?'}  deleted" if old else None
+    facts = pod_facts(new)
+    if old is None:
+        where = f" on {facts['node']}" if facts["node"] else ""
+        return f"{new.metadata.name}  created ({facts['status']}{where})"
+    before = pod_facts(old)
+    changes = [f"scheduled to {facts['node']}" if key == "node" else f"{key} {before[key]} -> {facts[key]}"
+               for key in facts if facts[key] != before[key]]
+    return f"{new.metadata.name}  {', '.join(changes)}" if changes else None
+
+
+def node_change(old: Node | None, new: Node | None) -> str | None:
+    """`node n1  Ready -> NotReady, tainted unreachable:NoSchedule,NoExecute`."""
+    if old is None or new is None:
+        return None
+    changes = []
+    if node_ready(old) != node_ready(new):
+        changes.append("NotReady -> Ready" if node_ready(new) else "Ready -> NotReady")
+    if taints(old) != taints(new):
+        changes.append(taints(new) or "taints removed")
+    return f"node {new.metadata.name}  {', '.join(changes)}" if changes else None

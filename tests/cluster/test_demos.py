@@ -83,6 +83,7 @@ def test_self_healing(cluster: Cluster) -> None:
     assert "kill -9 " in out and "from the runtime's state.json" in out
     assert "✓ web-" in out and "with restartCount 1" in out
     assert "exit code 137, want 137" in out
+    assert "restarts 0 -> 1" in out  # the change log, from the watch
     assert "sees 2 of 3 pods and creates a replacement" in out
 
 
@@ -120,6 +121,8 @@ def test_oom_killed(cluster: Cluster) -> None:
 def test_node_failure_moves_pods(cluster: Cluster) -> None:
     out = passed(cluster.demo("node-failure", "--yes", timeout=420))
     assert "is NotReady and tainted node.kubernetes.io/unreachable" in out
+    assert "Ready -> NotReady" in out and "tainted unreachable:NoSchedule,NoExecute" in out  # the change log
+    assert "status Running -> Terminating" in out
     assert "✓ 6 pods are Ready again, none on kltest-node" in out
     assert "is Ready again without taints and its old pods are gone" in out
 

@@ -74,3 +74,16 @@ def test_the_live_table_shows_what_kubectl_get_pods_shows() -> None:
     assert pod_status(oom) == "OOMKilled"
     going = _pod({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}, deleting=True)
     assert pod_status(going) == "Terminating" and ready(going)
+
+
+def test_the_change_log_names_what_changed() -> None:
+    from cli.demos.view import pod_change
+
+    starting = _pod({"phase": "Running", "containerStatuses": [
+        {"name": "c", "ready": False, "restartCount": 0, "state": {"running": {}}}]})
+    up = _pod({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}], "containerStatuses": [
+        {"name": "c", "ready": True, "restartCount": 1, "state": {"running": {}}}]})
+    assert pod_change(None, starting) == "web-1  created (Running on n2)"
+    assert pod_change(starting, up) == "web-1  ready 0/1 -> 1/1, restarts 0 -> 1"
+    assert pod_change(up, up) is None
+    assert pod_change(up, None) == "web-1  deleted"
