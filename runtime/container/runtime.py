@@ -23,7 +23,6 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TypeVar
 
@@ -55,7 +54,7 @@ class Runtime:
         self._states: dict[str, ContainerState] = {}
         self._sandboxes: dict[str, Sandbox] = {}
         self._exited: dict[str, asyncio.Event] = {}
-        self._pidfds: dict[str, int] = {}
+        self._exit_fds: dict[str, int] = {}
 
     @classmethod
     async def open(cls, root_dir: Path | str, **kwargs: object) -> Runtime:
@@ -77,10 +76,10 @@ class Runtime:
     async def close(self) -> None:
         """Stop watching; containers, shims and the launcher keep running."""
         loop = asyncio.get_running_loop()
-        for cid, fd in list(self._pidfds.items()):
+        for cid, fd in list(self._exit_fds.items()):
             loop.remove_reader(fd)
             os.close(fd)
-            del self._pidfds[cid]
+            del self._exit_fds[cid]
 
     async def shutdown_launcher(self) -> None:
         await self.launcher.shutdown()
@@ -151,55 +150,94 @@ class Runtime:
     # containers ----------------------------------------------------------------
 
     async def create_container(self, sandbox: Sandbox, spec: ContainerSpec) -> ContainerState:
-        """Record a container (state ``created``) and make its dirs; nothing runs yet."""
+        """Record a container (state ``created``), make its dirs and its cgroup; nothing runs yet.
+
+        The cgroup is made and limited here rather than at start, as CRI's CreateContainer
+        does, so that ``start`` is only the launch.
+        """
         cid = secrets.token_hex(16)
         cdir = self.root / "containers" / cid
-        try:
-            for sub in ("upper", "work", "rootfs"):
-                (cdir / sub).mkdir(parents=True)
-        except OSError as e:
-            raise ContainerError(f"failed to create directories for container {spec.name}: {e}") from e
         st = ContainerState(
             id=cid, pod_uid=sandbox.pod_uid, spec=spec, created_at_ns=time.time_ns(),
             cgroup=f"{self.cgroup_parent}/pod-{sandbox.pod_uid}/{cid}",
             log_path=spec.log_path or str(cdir / "container.log"),
         )
+        cg = self._cgroup(st)
+        try:
+            os.mkdir(cdir)
+            for sub in ("upper", "work", "rootfs"):
+                os.mkdir(f"{cdir}/{sub}")
+            self._step(st, "create cgroup", cg.create)
+            self._step(st, "apply resource limits", cg.apply, spec.resources)
+        except (OSError, ContainerError) as e:
+            await asyncio.to_thread(self._discard, cg, cdir)
+            if isinstance(e, ContainerError):
+                raise
+            raise ContainerError(f"failed to create directories for container {spec.name}: {e}") from e
         self._save(st)
         self._exited[cid] = asyncio.Event()
         return st
 
+    @staticmethod
+    def _discard(cg: Cgroup, cdir: Path) -> None:
+        try:
+            cg.remove()
+        except CgroupError:
+            pass
+        shutil.rmtree(cdir, ignore_errors=True)
+
     async def start(self, container_id: str) -> ContainerState:
-        """The start sequence, in order; a failed step undoes the earlier ones in reverse."""
+        """Hand the container to the launcher and wait until its init has exec'd (or failed).
+
+        The shim and the init report on a pipe of ours ("shim N", "pid N", "error ...";
+        EOF once the init execs), and tell of the exit on another, which ``_watch`` polls.
+        """
         st = self._get(container_id)
         if st.phase is not Phase.CREATED:
             raise ContainerError(f"cannot start container {st.name}: it is {st.phase}")
         sb = self._sandboxes.get(st.pod_uid)
         if sb is None:
             raise ContainerError(f"cannot start container {st.name}: pod {st.pod_uid} has no sandbox")
-        cg = self._cgroup(st)
-        async with AsyncExitStack() as undo:
-            self._step(st, "create cgroup", cg.create)
-            undo.push_async_callback(asyncio.to_thread, cg.remove)
-            self._step(st, "apply resource limits", cg.apply, st.spec.resources)
+        report_r, report_w = os.pipe()
+        exit_r, exit_w = os.pipe()
+        try:
             try:
-                reply = await self.launcher.request(self._start_request(st, sb, cg))
-            except LauncherError as e:
-                self._record_start_failure(st, str(e))
-                raise ContainerError(f"failed to start container {st.name}: {e}") from e
-            undo.pop_all()
-        init_pid = int(reply["init_pid"])
+                await self.launcher.request(self._start_request(st, sb), fds=[report_w, exit_w])
+            finally:
+                os.close(report_w)
+                os.close(exit_w)
+            report = await _read_to_eof(report_r)
+        except LauncherError as e:
+            os.close(exit_r)
+            self._record_start_failure(st, str(e))
+            raise ContainerError(f"failed to start container {st.name}: {e}") from e
+        pids: dict[str, int] = {}
+        errors: builtins.list[str] = []
+        for line in report.splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind in ("shim", "pid"):
+                pids[kind] = int(rest)
+            elif kind == "error":
+                errors.append(rest)
+        if not errors and len(pids) < 2:
+            errors.append("the shim went away before the container's init was running")
+        if errors:
+            os.close(exit_r)
+            self._record_start_failure(st, "; ".join(errors))
+            raise ContainerError(f"failed to start container {st.name}: {'; '.join(errors)}")
+        init_pid, shim_pid = pids["pid"], pids["shim"]
         try:
             init_start: int | None = process_start_time(init_pid)
         except OSError:
             init_start = None  # already gone: /bin/true can exit before we look
-        st = st.to(Phase.RUNNING, started_at_ns=time.time_ns(), shim_pid=int(reply["shim_pid"]),
+        st = st.to(Phase.RUNNING, started_at_ns=time.time_ns(), shim_pid=shim_pid,
                    init_pid=init_pid, init_start=init_start,
-                   extra={"shim_start": self._start_time_or_none(int(reply["shim_pid"]))})
+                   extra={"shim_start": self._start_time_or_none(shim_pid)})
         self._save(st)
-        self._watch(st)
+        self._watch(st, exit_r)
         return st
 
-    def _start_request(self, st: ContainerState, sb: Sandbox, cg: Cgroup) -> dict[str, object]:
+    def _start_request(self, st: ContainerState, sb: Sandbox) -> dict[str, object]:
         cdir = self._dir(st.id)
         mounts = [Mount(src, dst, read_only=True) for src, dst in sb.etc_mounts()] + list(st.spec.mounts)
         return {
@@ -207,7 +245,7 @@ class Runtime:
             "lowerdirs": st.spec.lowerdirs, "upperdir": st.spec.upperdir or str(cdir / "upper"),
             "workdir": st.spec.overlay_workdir or str(cdir / "work"),
             "namespaces": {k: str(sb.ns_path(k)) for k in sandboxes.NAMESPACES},
-            "cgroup_procs": cg.procs_files(),
+            "cgroup_procs": self._cgroup(st).procs_files(),
             "mounts": [{"source": m.source, "destination": m.destination, "read_only": m.read_only}
                        for m in mounts],
             "argv": st.spec.argv, "env": st.spec.env, "cwd": st.spec.working_dir, "user": st.spec.user,
@@ -321,9 +359,19 @@ class Runtime:
 
     # exits -----------------------------------------------------------------------
 
-    def _watch(self, st: ContainerState) -> None:
-        """Call ``_on_exit`` when the shim is gone (at once if it already is)."""
+    def _watch(self, st: ContainerState, exit_fd: int | None = None) -> None:
+        """Call ``_on_exit`` when the shim is done (at once if it already is).
+
+        ``exit_fd`` is the exit pipe of a container this runtime started: the shim writes
+        to it once ``exit.json`` is on disk, a little before it exits. A re-adopted
+        container has no such pipe; a pidfd on its shim (pollable for non-children)
+        serves instead.
+        """
         loop = asyncio.get_running_loop()
+        if exit_fd is not None:
+            self._exit_fds[st.id] = exit_fd
+            loop.add_reader(exit_fd, self._on_exit, st.id)
+            return
         shim_start = st.extra.get("shim_start")
         try:
             assert st.shim_pid is not None
@@ -335,11 +383,11 @@ class Runtime:
             os.close(fd)  # the pid now belongs to someone else: our shim is long gone
             loop.call_soon(self._on_exit, st.id)
             return
-        self._pidfds[st.id] = fd
+        self._exit_fds[st.id] = fd
         loop.add_reader(fd, self._on_exit, st.id)
 
     def _on_exit(self, container_id: str) -> None:
-        fd = self._pidfds.pop(container_id, None)
+        fd = self._exit_fds.pop(container_id, None)
         if fd is not None:
             asyncio.get_running_loop().remove_reader(fd)
             os.close(fd)
@@ -352,10 +400,12 @@ class Runtime:
                        message="the container's shim died without recording an exit status")
         else:
             code = int(record["exit_code"])
-            try:
-                oom = self._cgroup(st).stats().oom_kills > 0
-            except (OSError, CgroupError):
-                oom = False
+            oom = False
+            if code != 0:
+                try:
+                    oom = self._cgroup(st).stats().oom_kills > 0
+                except (OSError, CgroupError):
+                    pass
             reason = "OOMKilled" if oom and code != 0 else "Completed" if code == 0 else "Error"
             st = st.to(Phase.EXITED, finished_at_ns=int(record["finished_at_ns"]), exit_code=code,
                        reason=reason)
@@ -401,3 +451,29 @@ class Runtime:
             return process_start_time(pid)
         except (OSError, ValueError, IndexError):
             return None
+
+
+async def _read_to_eof(fd: int) -> str:
+    """Everything written to the pipe ``fd`` until its last writer closes it; closes ``fd``."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            chunks.append(data)
+        elif not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")

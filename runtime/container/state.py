@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,10 @@ class ContainerState:
         return replace(self, phase=phase, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
+        # Shallow on purpose: asdict() deep-copies the spec, and this runs three times per container.
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["phase"] = self.phase.value
+        out["extra"] = dict(self.extra)
         out["spec"] = self.spec.to_json()
         return out
 
@@ -82,9 +84,12 @@ class ContainerState:
 
 
 def save(state: ContainerState, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        json.dump(state.to_json(), f)
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, json.dumps(state.to_json()).encode())
+    finally:
+        os.close(fd)
     os.rename(tmp, path)
 
 

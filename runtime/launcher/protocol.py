@@ -41,6 +41,16 @@ def decode(data: bytes) -> dict[str, Any]:
 
 def recv_with_fds(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
     """Receive one message and any fds attached (owned by the caller, close-on-exec)."""
+    msg, fds = recv_raw(sock)
+    if not msg:
+        for fd in fds:
+            os.close(fd)
+        raise ProtocolError("empty message")
+    return decode(msg), fds
+
+
+def recv_raw(sock: socket.socket) -> tuple[bytes, list[int]]:
+    """One message as bytes (empty at EOF) and its fds (owned by the caller, close-on-exec)."""
     fds = array.array("i")
     msg, ancdata, _flags, _addr = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
     for level, kind, payload in ancdata:
@@ -48,8 +58,4 @@ def recv_with_fds(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
     for fd in fds:
         os.set_inheritable(fd, False)  # only what a child dup2()s onto 0-2 may survive exec
-    if not msg:
-        for fd in fds:
-            os.close(fd)
-        raise ProtocolError("empty message")
-    return decode(msg), list(fds)
+    return msg, list(fds)

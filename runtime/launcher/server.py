@@ -10,8 +10,9 @@ Protocol: see ``protocol``. Operations:
 
 - ``ping`` -> ``{"ok": true, "pid": N, "zygote_pid": M}``
 - ``sandbox`` (namespaces to pin, hostname) -> ok or error
-- ``start`` (container config) -> ``{"ok": true, "shim_pid", "init_pid"}`` once the
-  init has exec'd (or an error naming the failed step)
+- ``start`` (container config + fds: the runtime's report and exit pipes) -> ``{"ok":
+  true}`` once handed to the zygote; the shim and init report on those pipes (see
+  ``shim``), so a start's progress never waits for this process
 - ``exec`` (+ fds stdin, stdout, stderr, status) -> ``{"ok": true, "pid"}`` at once; the
   exit status arrives later on the status fd, which the caller owns.
 
@@ -30,7 +31,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from runtime.launcher import init, protocol, zygote
+from runtime.launcher import init, protocol, shim, zygote
 
 Child = Callable[[dict[str, Any], int], NoReturn]
 
@@ -100,7 +101,10 @@ class Launcher:
         elif op == "sandbox":
             self._fork_reporting(conn, "sandbox", init.run_sandbox, msg)
         elif op == "start":
-            self._start(conn, msg)
+            if len(fds) != shim.START_FDS:
+                raise protocol.ProtocolError("start needs 2 fds: report, exit")
+            self._start(msg, fds)
+            self._reply(conn, {"ok": True})
         elif op == "exec":
             if len(fds) != 4:
                 raise protocol.ProtocolError("exec needs 4 fds: stdin, stdout, stderr, status")
@@ -152,21 +156,16 @@ class Launcher:
         self.owned.add(r)
         self.sel.register(r, selectors.EVENT_READ, lambda fd: self._report(fd, pending))
 
-    def _start(self, conn: socket.socket, msg: dict[str, Any]) -> None:
-        r, w = os.pipe()
+    def _start(self, msg: dict[str, Any], fds: list[int]) -> None:
         try:
-            try:
-                zygote.spawn_shim(self.zygote, msg, w)
-            except OSError:
-                # The zygote died (someone killed it): make a new one and retry once.
-                self.owned.discard(self.zygote.fileno())
-                self.zygote.close()
-                self.zygote, self.zygote_pid = zygote.start()
-                self.owned.add(self.zygote.fileno())
-                zygote.spawn_shim(self.zygote, msg, w)
-        finally:
-            os.close(w)
-        self._await_report(conn, "start", r)
+            zygote.spawn_shim(self.zygote, msg, fds)
+        except OSError:
+            # The zygote died (someone killed it): make a new one and retry once.
+            self.owned.discard(self.zygote.fileno())
+            self.zygote.close()
+            self.zygote, self.zygote_pid = zygote.start()
+            self.owned.add(self.zygote.fileno())
+            zygote.spawn_shim(self.zygote, msg, fds)
 
     def _report(self, fd: int, pending: _Pending) -> None:
         chunk = os.read(fd, 65536)
@@ -180,11 +179,7 @@ class Launcher:
         errors = []
         for line in pending.data.decode(errors="replace").splitlines():
             kind, _, rest = line.partition(" ")
-            if kind == "pid":
-                reply["init_pid"] = int(rest)
-            elif kind == "shim":
-                reply["shim_pid"] = int(rest)
-            elif kind == "error":
+            if kind == "error":
                 errors.append(rest)
         if errors:
             reply = {"ok": False, "error": "; ".join(errors)}
