@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,27 @@ log = logging.getLogger(__name__)
 
 class PodError(Exception):
     """A pod could not be set up as asked (bad volume, bad spec); the message says which part."""
+
+
+class NeverPull(Exception):
+    """The image is not on the node and the pull policy is Never (Kubernetes' ErrImageNeverPull)."""
+
+    def __init__(self, image: str) -> None:
+        super().__init__(f'Container image "{image}" is not present with pull policy of Never')
+        self.image = image
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    """What `PodRuntime.pull` did: nothing (`pulled` False: the image was already there, or the
+    pull failed and the local copy runs, `fallback` saying why), or a pull of `size` bytes that
+    took `seconds`."""
+
+    image: str
+    pulled: bool
+    seconds: float = 0.0
+    size: int = 0
+    fallback: str | None = None
 
 
 def _observed(st: ContainerState) -> Observed:
@@ -146,29 +169,46 @@ class PodRuntime:
         hostname = (pod.spec.hostname or m.name or "pod")[:63]
         return await self.rt.create_sandbox(m.uid or "", m.name or "", hostname=hostname)
 
-    async def pull(self, c: Container) -> None:
+    async def pull(self, c: Container, *, pulling: Callable[[], None] = lambda: None) -> Pulled:
         """Make the image present per imagePullPolicy (Always for :latest by default, as Kubernetes).
-        Raises `runtime.images.ImageError` (PullError) when it is not.
+        Calls `pulling()` just before a registry is asked (the kubelet's "Pulling" event). Raises
+        `NeverPull` for a missing image under policy Never, and `runtime.images.ImageError`
+        (PullError) when a pull fails.
 
         A pull tries the node's registry mirrors first (`kubelite up` runs a cluster registry
         that mirrors docker.io, so `my-app:latest` built and pushed there is pulled on every
         start, as Always means). Deviation, for nodes that cannot reach Docker Hub: an Always
         pull of a Docker Hub name that is present locally (busybox:latest, imported by the
         kubelet) is skipped when no mirror covers docker.io, and when every host fails the
-        local copy runs, with a warning in the kubelet's log."""
+        local copy runs, with a warning in the kubelet's log and `Pulled.fallback` saying why."""
         image, policy = c.image or "", pull_policy(c)
-        local_hub_copy = policy == "Always" and not explicit_registry(image) and self.images.has_image(image)
-        if local_hub_copy and not self.mirrors.endpoints(image):
-            return
+        present = self.images.has_image(image)
+        local_hub_copy = policy == "Always" and not explicit_registry(image) and present
+        if policy == "Never" and not present:
+            raise NeverPull(image)
+        if (present and policy != "Always") or (local_hub_copy and not self.mirrors.endpoints(image)):
+            return Pulled(image=image, pulled=False)
+        pulling()
+        began = time.monotonic()
         try:
             await ensure_image(self.images, image, policy=policy, mirrors=self.mirrors)  # type: ignore[arg-type]
         except ImageError as err:
             if not local_hub_copy:
                 raise
             log.warning("kubelet: running the local copy of %s, as no registry has it: %s", image, err)
+            return Pulled(image=image, pulled=False, fallback=str(err))
+        return Pulled(image=image, pulled=True, seconds=time.monotonic() - began, size=self.image_size(image))
 
-    async def start(self, pod: Pod, sb: Sandbox, c: Container, *, attempt: int) -> str:
-        """Create and start one container instance; returns its id. The image must be present."""
+    def image_size(self, image: str) -> int:
+        """Bytes of the image's config and layers as stored (compressed), as `crictl images` shows."""
+        try:
+            manifest = self.images.manifest(self.images.resolve(image))
+        except (ImageError, OSError, ValueError):
+            return 0
+        return manifest.config.size + sum(layer.size for layer in manifest.layers)
+
+    async def create(self, pod: Pod, sb: Sandbox, c: Container, *, attempt: int) -> str:
+        """Record one container instance (not started); returns its id. The image must be present."""
         uid = pod.metadata.uid or ""
         lease = f"{uid}_{c.name}_{attempt}"
         rootfs = await self.images.rootfs(c.image or "", lease=lease)
@@ -186,8 +226,11 @@ class PodRuntime:
         )
         Path(spec.log_path or "").parent.mkdir(parents=True, exist_ok=True)
         st = await self.rt.create_container(sb, spec)
-        await self.rt.start(st.id)
         return st.id
+
+    async def start(self, container_id: str) -> None:
+        """Start a created container instance."""
+        await self.rt.start(container_id)
 
     def mounts(self, pod: Pod, sb: Sandbox, c: Container) -> list[Mount]:
         volumes = {v.name: v for v in pod.spec.volumes or []}

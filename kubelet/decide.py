@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kubelet.events import go_duration
+
 State = Literal["created", "running", "exited"]
 
 
@@ -161,7 +163,7 @@ def _restart(plan: Plan, name: str, o: Observed, backoffs: Mapping[str, Backoff]
     if left > 0:
         assert prev is not None
         plan.waiting[name] = ("CrashLoopBackOff",
-                              f"back-off {prev.delay:g}s restarting failed container={name} pod={pod_name}")
+                              f"back-off {go_duration(prev.delay)} restarting failed container={name} pod={pod_name}")
         plan._requeue(left)
     else:
         plan.start.append(name)

@@ -39,7 +39,7 @@ from kubelet.decide import BackoffPolicy
 from kubelet.network import BridgeNetwork, NoNetwork, PodNetwork
 from kubelet.node import NodeAgent, node_ip_guess
 from kubelet.podworker import UID_INDEX, PodWorkers, uid_index
-from kubelet.probes import ProbeManager
+from kubelet.probes import ProbeManager, Target
 from kubelet.server import KubeletServer
 from runtime.images import Mirrors
 
@@ -105,7 +105,8 @@ class Kubelet:
             await self._retry(agent.register, "register the node")
             async with EventRecorder(self.client, component="kubelet", host=cfg.node_name) as recorder, \
                     asyncio.TaskGroup() as tg:
-                probes = ProbeManager(tg, exec_fn=self._exec_probe, on_change=self.queue.add, clock=time.time)
+                probes = ProbeManager(tg, exec_fn=self._exec_probe, on_change=self.queue.add, clock=time.time,
+                                      on_failure=lambda t, kind, out: self._probe_failed(t, kind, out))
                 self.workers = PodWorkers(self.client, self.pods, rt, self.network, probes, recorder, self.queue,
                                           host_ip=self.node_ip, clock=time.time, backoff=cfg.backoff)
                 self.pods.add_handler(on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
@@ -151,10 +152,18 @@ class Kubelet:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
 
-    async def _exec_probe(self, container_id: str, argv: list[str]) -> int:
+    async def _exec_probe(self, container_id: str, argv: list[str]) -> tuple[int, str]:
+        """Run an exec probe; its exit code and output (stdout then stderr, at most 10 KiB, as
+        Kubernetes keeps)."""
         assert self.runtime is not None
         proc = await self.runtime.rt.exec(container_id, argv)
-        return (await proc.communicate()).exit_code
+        result = await proc.communicate()
+        output = (result.stdout + result.stderr)[:10 << 10]
+        return result.exit_code, output.decode(errors="replace").strip()
+
+    def _probe_failed(self, target: Target, kind: str, output: str) -> None:
+        if self.workers is not None:
+            self.workers.probe_failed(target, kind, output)
 
     async def _setup_bridge(self) -> None:
         """Wait for the node's podCIDR (the IPAM controller assigns it), then build the bridge."""

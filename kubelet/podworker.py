@@ -25,16 +25,17 @@ from dataclasses import dataclass, field
 
 from api.base import now as api_now
 from api.client import Client
-from api.core import Container, Pod
+from api.core import Container, Pod, Probe
 from api.errors import Conflict, NotFound
 from api.events import EventRecorder
 from api.informer import Informer
 from api.workqueue import WorkQueue
-from kubelet.cri import PodError, PodRuntime
+from kubelet import events as ev
+from kubelet.cri import NeverPull, PodError, PodRuntime
 from kubelet.decide import Backoff, BackoffPolicy, ContainerView, Observed, next_backoff, plan_pod
 from kubelet.network import PodNetwork, hosts_file
 from kubelet.podstatus import TERMINAL, Observation, pod_status, same_status
-from kubelet.probes import ProbeManager, Target
+from kubelet.probes import Kind, ProbeManager, Target
 from runtime.container import ContainerError, SandboxError
 from runtime.images import ImageError
 
@@ -114,7 +115,7 @@ class PodWorkers:
                 is not None else 30
         for o in self.runtime.containers(uid).latest.values():
             if o.state == "running":
-                self.recorder.event(pod, "Normal", "Killing", f"Stopping container {o.name}")
+                self.recorder.event(pod, "Normal", ev.KILLING, ev.stopping(o.name))
         await self._teardown(uid, grace=float(grace))
         with contextlib.suppress(NotFound, Conflict):
             await self.client.delete(Pod, pod.metadata.name or "", namespace=pod.metadata.namespace,
@@ -144,15 +145,17 @@ class PodWorkers:
             now = self.clock()
             plan = plan_pod(views, obs.latest, restart_policy=pod.spec.restart_policy or "Always",
                             terminating=False, terminal=terminal, unhealthy=unhealthy, backoffs=mem.backoffs,
-                            now=now, policy=self.backoff, pod_name=pod.metadata.name or "")
+                            now=now, policy=self.backoff, pod_name=ev.pod_ref(pod))
             waiting.update(plan.waiting)
             plan_requeue, init_failed = plan.requeue_after, plan.init_failed
-            for _, message in plan.waiting.values():
-                self.recorder.event(pod, "Warning", "BackOff", message)
+            for name in plan.waiting:
+                self.recorder.event(pod, "Warning", ev.BACK_OFF, ev.restart_back_off(name, pod))
             for cid in plan.remove:
                 await self.runtime.remove(cid)
-            for cid, why in plan.kill:
-                self.recorder.event(pod, "Normal", "Killing", f"Stopping container {_name(obs.latest, cid)}: {why}")
+            for cid, _why in plan.kill:
+                name, kind = _name(obs.latest, cid), self.probes.failed_kind(cid)
+                self.recorder.event(pod, "Normal", ev.KILLING,
+                                    ev.failed_probe_kill(name, kind) if kind else ev.stopping(name))
                 await self.runtime.stop(cid, grace=float(pod.spec.termination_grace_period_seconds or 0))
             if plan.kill:
                 self.queue.add(uid)  # restart what the policy restarts, in the next pass
@@ -172,36 +175,59 @@ class PodWorkers:
         await self._write_status(pod, waiting, init_failed)
 
     async def _start(self, pod: Pod, sb: object, c: Container, mem: PodMemory) -> tuple[str, str] | None:
-        """Pull and start one container; (reason, message) of a waiting state when it cannot."""
+        """Pull, create and start one container, with the kubelet's events for each step;
+        (reason, message) of a waiting state when it cannot."""
         uid = pod.metadata.uid or ""
+        image = c.image or ""
         prev = self.runtime.containers(uid).latest.get(c.name)
         now = self.clock()
         pb = mem.pull_backoffs.get(c.name)
         if pb is not None and pb[0] > now:
+            self.recorder.event(pod, "Normal", ev.BACK_OFF, ev.pull_back_off(image))
+            self.recorder.event(pod, "Warning", ev.FAILED, "Error: ImagePullBackOff")
             return ("ImagePullBackOff", pb[2])
         try:
-            await self.runtime.pull(c)
+            pulled = await self.runtime.pull(
+                c, pulling=lambda: self.recorder.event(pod, "Normal", ev.PULLING, ev.pulling(image)))
+        except NeverPull as e:
+            self.recorder.event(pod, "Warning", ev.NEVER_PULL, str(e))
+            self.recorder.event(pod, "Warning", ev.FAILED, "Error: ErrImageNeverPull")
+            self.queue.add_after(uid, self.backoff.initial)  # the image may be imported meanwhile
+            return ("ErrImageNeverPull", str(e))
         except ImageError as e:
             delay = next_backoff(pb[1] if pb else None, ran_for=0, policy=self.backoff)
-            msg = f'Failed to pull image "{c.image}": {e}'
-            mem.pull_backoffs[c.name] = (now + delay.delay, delay, f'Back-off pulling image "{c.image}"')
-            self.recorder.event(pod, "Warning", "Failed", msg)
+            mem.pull_backoffs[c.name] = (now + delay.delay, delay, ev.pull_back_off(image))
+            self.recorder.event(pod, "Warning", ev.FAILED, ev.pull_failed(image, e))
+            self.recorder.event(pod, "Warning", ev.FAILED, "Error: ErrImagePull")
             self.queue.add_after(uid, delay.delay)
-            return ("ErrImagePull", msg)
+            return ("ErrImagePull", ev.pull_failed(image, e))
         mem.pull_backoffs.pop(c.name, None)
+        if pulled.fallback is not None:
+            self.recorder.event(pod, "Warning", ev.FAILED, ev.pull_failed(image, pulled.fallback))
+        if pulled.pulled:
+            self.recorder.event(pod, "Normal", ev.PULLED, ev.pulled(image, pulled.seconds, pulled.size))
+        else:
+            self.recorder.event(pod, "Normal", ev.PULLED, ev.already_present(image))
         if prev is not None and prev.state == "exited":
             ran_for = (prev.finished_at or now) - (prev.started_at or prev.finished_at or now)
             mem.backoffs[c.name] = next_backoff(mem.backoffs.get(c.name), ran_for=ran_for, policy=self.backoff)
         attempt = prev.attempt + 1 if prev is not None and prev.state != "created" else (prev.attempt if prev else 0)
         try:
-            cid = await self.runtime.start(pod, sb, c, attempt=attempt)  # type: ignore[arg-type]
+            cid = await self.runtime.create(pod, sb, c, attempt=attempt)  # type: ignore[arg-type]
         except (ContainerError, SandboxError, PodError, ImageError, OSError) as e:
-            self.recorder.event(pod, "Warning", "Failed", f"Error: {e}")
+            self.recorder.event(pod, "Warning", ev.FAILED, f"Error: {e}")
             self.queue.add_after(uid, self.backoff.initial)
             return ("CreateContainerError", str(e))
+        self.recorder.event(pod, "Normal", ev.CREATED, ev.created(c.name))
+        try:
+            await self.runtime.start(cid)
+        except (ContainerError, OSError) as e:
+            self.recorder.event(pod, "Warning", ev.FAILED, f"Error: {e}")
+            self.queue.add_after(uid, self.backoff.initial)
+            return ("RunContainerError", str(e))
         with contextlib.suppress(ImageError, OSError):
-            mem.image_ids[cid] = self.runtime.images.resolve(c.image or "")
-        self.recorder.event(pod, "Normal", "Started", f"Started container {c.name}")
+            mem.image_ids[cid] = self.runtime.images.resolve(image)
+        self.recorder.event(pod, "Normal", ev.STARTED, ev.started(c.name))
         return None
 
     def _probe(self, pod: Pod, uid: str, netns: object) -> None:
@@ -213,13 +239,21 @@ class PodWorkers:
             if o is None or o.state != "running":
                 continue
             running.add(o.id)
-            for kind, probe in (("startup", c.startup_probe), ("liveness", c.liveness_probe),
-                                ("readiness", c.readiness_probe)):
+            kinds: list[tuple[Kind, Probe | None]] = [("startup", c.startup_probe), ("liveness", c.liveness_probe),
+                                                      ("readiness", c.readiness_probe)]
+            for kind, probe in kinds:
                 if probe is not None:
-                    self.probes.ensure(kind, Target(pod_uid=uid, container_id=o.id, probe=probe,  # type: ignore[arg-type]
-                                                    started_at=o.started_at or self.clock(), netns=netns,  # type: ignore[arg-type]
+                    self.probes.ensure(kind, Target(pod_uid=uid, container_id=o.id, container_name=c.name,
+                                                    probe=probe, started_at=o.started_at or self.clock(),
+                                                    netns=netns,  # type: ignore[arg-type]
                                                     pod_ip=self.ips.get(uid), named_ports=named))
         self.probes.keep_only(uid, running)
+
+    def probe_failed(self, target: Target, kind: str, output: str) -> None:
+        """A probe attempt failed: the kubelet's Unhealthy event (aggregated when repeated)."""
+        pod = self.pod(target.pod_uid)
+        if pod is not None and pod.metadata.deletion_timestamp is None:
+            self.recorder.event(pod, "Warning", ev.UNHEALTHY, ev.probe_failed(kind, output))
 
     # ------------------------------------------------------------ status
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -115,22 +116,33 @@ async def connect(netns: Path | None, host: str, port: int) -> tuple[asyncio.Str
     return await asyncio.open_connection(sock=sock)
 
 
-async def tcp_probe(netns: Path | None, host: str, port: int) -> bool:
+def _dial_error(host: str, port: int, err: OSError) -> str:
+    """Go's net.Dial wording, which Kubernetes' probe messages carry."""
+    why = {errno.ECONNREFUSED: "connection refused", errno.EHOSTUNREACH: "no route to host",
+           errno.ENETUNREACH: "network is unreachable"}.get(err.errno or 0, (err.strerror or str(err)).lower())
+    return f"dial tcp {host}:{port}: connect: {why}"
+
+
+Result = tuple[bool, str]  # (success, output: what Kubernetes' "... probe failed: <output>" shows)
+
+
+async def tcp_probe(netns: Path | None, host: str, port: int) -> Result:
     try:
         _, writer = await connect(netns, host, port)
-    except OSError:
-        return False
+    except OSError as e:
+        return False, _dial_error(host, port, e)
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
-    return True
+    return True, ""
 
 
-async def http_probe(netns: Path | None, host: str, port: int, path: str, headers: dict[str, str]) -> bool:
+async def http_probe(netns: Path | None, host: str, port: int, path: str, headers: dict[str, str]) -> Result:
+    url = f"http://{host}:{port}{path or '/'}"
     try:
         reader, writer = await connect(netns, host, port)
-    except OSError:
-        return False
+    except OSError as e:
+        return False, f'Get "{url}": {_dial_error(host, port, e)}'
     try:
         lines = [f"GET {path or '/'} HTTP/1.0", f"Host: {host}:{port}", "User-Agent: kube-probe/1.30",
                  *(f"{k}: {v}" for k, v in headers.items()), "", ""]
@@ -138,16 +150,19 @@ async def http_probe(netns: Path | None, host: str, port: int, path: str, header
         await writer.drain()
         status = await reader.readline()
         parts = status.split()
-        return len(parts) >= 2 and parts[1].isdigit() and 200 <= int(parts[1]) < 400
-    except OSError:
-        return False
+        if len(parts) >= 2 and parts[1].isdigit():
+            code = int(parts[1])
+            return (True, "") if 200 <= code < 400 else (False, f"HTTP probe failed with statuscode: {code}")
+        return False, f'Get "{url}": malformed HTTP response {status[:64]!r}'
+    except OSError as e:
+        return False, f'Get "{url}": {(e.strerror or str(e)).lower()}'
     finally:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
 
 
-ExecFn = Callable[[str, list[str]], Awaitable[int]]  # (container id, argv) -> exit code
+ExecFn = Callable[[str, list[str]], Awaitable[tuple[int, str]]]  # (container id, argv) -> (exit code, output)
 
 
 def _port(value: int | str, named: dict[str, int]) -> int:
@@ -157,35 +172,48 @@ def _port(value: int | str, named: dict[str, int]) -> int:
 
 
 async def run_probe(probe: Probe, *, container_id: str, exec_fn: ExecFn, netns: Path | None, pod_ip: str | None,
-                    named_ports: dict[str, int], timeout: float) -> bool:
-    """One probe attempt; any error or timeout is a failure."""
+                    named_ports: dict[str, int], timeout: float) -> Result:
+    """One probe attempt: (passed, output). Any error or timeout is a failure, worded as the
+    kubelet words it (`HTTP probe failed with statuscode: 500`, `dial tcp ...: connection refused`,
+    an exec probe's own output)."""
+    timed_out = "probe timed out"
     try:
         async with asyncio.timeout(timeout):
             if probe.exec is not None:
-                return await exec_fn(container_id, list(probe.exec.command or [])) == 0
+                argv = list(probe.exec.command or [])
+                timed_out = f'command "{" ".join(argv)}" timed out'
+                code, output = await exec_fn(container_id, argv)
+                return code == 0, output
             if probe.http_get is not None:
                 g = probe.http_get
                 headers = {h.name: h.value for h in g.http_headers or []}
-                return await http_probe(netns, g.host or pod_ip or "127.0.0.1", _port(g.port, named_ports),
-                                        g.path or "/", headers)
+                host, port = g.host or pod_ip or "127.0.0.1", _port(g.port, named_ports)
+                timed_out = (f'Get "http://{host}:{port}{g.path or "/"}": context deadline exceeded '
+                             "(Client.Timeout exceeded while awaiting headers)")
+                return await http_probe(netns, host, port, g.path or "/", headers)
             if probe.tcp_socket is not None:
                 t = probe.tcp_socket
-                return await tcp_probe(netns, t.host or pod_ip or "127.0.0.1", _port(t.port, named_ports))
+                host, port = t.host or pod_ip or "127.0.0.1", _port(t.port, named_ports)
+                timed_out = f"dial tcp {host}:{port}: i/o timeout"
+                return await tcp_probe(netns, host, port)
     except TimeoutError:
-        return False
+        return False, timed_out
     except Exception as e:  # a probe that cannot run fails; it must never kill the kubelet
         log.debug("probe of container %s failed to run: %s", container_id, e)
-        return False
-    return True  # grpc and unknown handlers: not supported, treated as passing
+        return False, str(e)
+    return True, ""  # grpc and unknown handlers: not supported, treated as passing
 
 
 # ---------------------------------------------------------------- manager
+
+OnFailure = Callable[["_Target", Kind, str], None]  # (target, probe kind, output) after a failed attempt
 
 
 @dataclass(slots=True)
 class _Target:
     pod_uid: str
     container_id: str
+    container_name: str
     probe: Probe
     started_at: float  # wall clock
     netns: Path | None
@@ -197,10 +225,11 @@ class ProbeManager:
     """Probe workers of every running container on the node (see module doc)."""
 
     def __init__(self, tg: asyncio.TaskGroup, *, exec_fn: ExecFn, on_change: Callable[[str], None],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], on_failure: OnFailure | None = None) -> None:
         self._tg = tg
         self._exec = exec_fn
         self._on_change = on_change
+        self._on_failure = on_failure
         self._clock = clock
         self._tasks: dict[tuple[str, Kind], asyncio.Task[None]] = {}
         self._state: dict[tuple[str, Kind], ProbeState] = {}
@@ -239,10 +268,17 @@ class ProbeManager:
 
     def unhealthy(self, container_id: str) -> bool:
         """Liveness failed, or the startup probe failed for good."""
+        return self.failed_kind(container_id) is not None
+
+    def failed_kind(self, container_id: str) -> Kind | None:
+        """"liveness" or "startup" when that probe says the container must be restarted, else None."""
+        if self.result(container_id, "liveness") is False:
+            return "liveness"
         st = self._state.get((container_id, "startup"))
         t = self._tasks.get((container_id, "startup"))
-        startup_failed = st is not None and not st.ok and t is not None and t.done()
-        return self.result(container_id, "liveness") is False or startup_failed
+        if st is not None and not st.ok and t is not None and t.done():
+            return "startup"
+        return None
 
     def cancel_all(self) -> None:
         for task in self._tasks.values():
@@ -259,11 +295,13 @@ class ProbeManager:
             if kind != "startup" and not self.started(t.container_id):
                 await asyncio.sleep(min(timing.period, 1.0))
                 continue
-            ok = await run_probe(t.probe, container_id=t.container_id, exec_fn=self._exec, netns=t.netns,
-                                 pod_ip=t.pod_ip, named_ports=t.named_ports, timeout=timing.timeout)
+            ok, output = await run_probe(t.probe, container_id=t.container_id, exec_fn=self._exec, netns=t.netns,
+                                         pod_ip=t.pod_ip, named_ports=t.named_ports, timeout=timing.timeout)
             before = self._state.get(key)
             if before is None:
                 return
+            if not ok and self._on_failure is not None:
+                self._on_failure(t, kind, output)  # every failed attempt, as the kubelet's Unhealthy events
             after = record(before, ok, timing)
             self._state[key] = after
             if after.ok != before.ok:
