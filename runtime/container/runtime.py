@@ -249,7 +249,7 @@ class Runtime:
             "mounts": [{"source": m.source, "destination": m.destination, "read_only": m.read_only}
                        for m in mounts],
             "argv": st.spec.argv, "env": st.spec.env, "cwd": st.spec.working_dir, "user": st.spec.user,
-            "log_path": st.log_path, "exit_path": str(cdir / "exit.json"),
+            "log_path": st.log_path, "exit_path": str(cdir / "exit.json"), "shm": str(sb.shm_path),
         }
 
     def _record_start_failure(self, st: ContainerState, message: str) -> None:

@@ -6,9 +6,13 @@ Layout under ``<root>/pods/<pod_uid>/``::
     ns/{net,ipc,uts}      bind mounts of the namespaces (no pause process keeps them)
     etc/hosts, etc/resolv.conf, etc/hostname   bind-mounted into every container
     volumes/<name>/       emptyDir volumes, shared by the pod's containers
+    shm/                  a tmpfs mounted here, bound onto every container's /dev/shm
 
 The namespaces are created by the launcher (a fork); unpinning them is a plain
-umount2 on the host, which the runtime may do from asyncio.
+umount2 on the host, which the runtime may do from asyncio. The pod's /dev/shm is one
+tmpfs per pod, as Docker and Kubernetes share IPC within a pod: POSIX shared memory
+and semaphores (files under /dev/shm) written by one container are seen by the others
+of the pod, as System V IPC is through the shared ipc namespace. It goes with the pod.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from runtime import syscalls as sc
 
 NAMESPACES = ("net", "ipc", "uts")
+SHM_SIZE = "65536k"  # Docker's default --shm-size, and what a Kubernetes pod gets
 
 
 class SandboxError(Exception):
@@ -54,6 +59,11 @@ class Sandbox:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    @property
+    def shm_path(self) -> Path:
+        """The pod's shared /dev/shm (a tmpfs) on the host."""
+        return self.dir / "shm"
+
     def etc_mounts(self) -> list[tuple[str, str]]:
         """(host file, container path) pairs every container of the pod gets, read-only."""
         return [(str(self.dir / "etc" / f), f"/etc/{f}") for f in ("hosts", "resolv.conf", "hostname")]
@@ -84,6 +94,9 @@ def prepare(sandbox: Sandbox) -> None:
         (etc / "resolv.conf").write_text(_resolv_conf(sandbox))
         (etc / "hostname").write_text(sandbox.hostname + "\n")
         (sandbox.dir / "sandbox.json").write_text(json.dumps(sandbox.to_json()))
+        sandbox.shm_path.mkdir(exist_ok=True)
+        sc.mount("shm", str(sandbox.shm_path), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                 f"mode=1777,size={SHM_SIZE}")
     except OSError as e:
         raise SandboxError(f"failed to prepare the directory of pod {sandbox.name}: {e}") from e
 
@@ -109,12 +122,11 @@ def load(pod_dir: Path) -> Sandbox:
 
 
 def destroy(sandbox: Sandbox) -> None:
-    """Unpin the namespaces and delete the pod dir; idempotent."""
-    for kind in NAMESPACES:
-        path = sandbox.ns_path(kind)
+    """Unpin the namespaces, unmount the pod's /dev/shm and delete the pod dir; idempotent."""
+    for kind, path in [*((k, sandbox.ns_path(k)) for k in NAMESPACES), ("/dev/shm", sandbox.shm_path)]:
         try:
             sc.umount2(str(path), sc.MNT_DETACH)
         except OSError as e:
             if e.errno not in (2, 22):  # ENOENT: never made; EINVAL: not (or no longer) a mount
-                raise SandboxError(f"failed to unpin {kind} namespace of pod {sandbox.name}: {e}") from e
+                raise SandboxError(f"failed to unmount {kind} of pod {sandbox.name}: {e}") from e
     shutil.rmtree(sandbox.dir, ignore_errors=True)

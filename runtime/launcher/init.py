@@ -71,7 +71,7 @@ def _setup_container(cfg: dict[str, Any], shim: socket.socket) -> None:
         step(who, f"bind {m['source']} to {m['destination']}", rootfs.bind, root, m["source"],
              m["destination"], bool(m.get("read_only")))
     step(who, "mount /proc", rootfs.mount_proc, root)
-    step(who, "mount /dev", rootfs.mount_dev, root)
+    step(who, "mount /dev", rootfs.mount_dev, root, cfg.get("shm"))
     step(who, "mount /sys", rootfs.mount_sys, root)
     step(who, "mask /proc and /sys paths", rootfs.mask_paths, root)
     step(who, "pivot_root", rootfs.pivot, root)

@@ -80,7 +80,9 @@ def mount_proc(root: str) -> None:
     sc.mount("proc", target, "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
 
 
-def mount_dev(root: str) -> None:
+def mount_dev(root: str, shm: str | None = None) -> None:
+    """A tmpfs /dev with the usual devices; /dev/shm is the pod's shared tmpfs ``shm``
+    (bound) or, without one, a tmpfs of the container's own."""
     dev = secure_join(root, "/dev")
     os.makedirs(dev, exist_ok=True)
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID, "mode=755,size=65536k")
@@ -94,8 +96,11 @@ def mount_dev(root: str) -> None:
     sc.mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
              "newinstance,ptmxmode=0666,mode=0620,gid=5")
     os.mkdir(f"{dev}/shm")
-    sc.mount("shm", f"{dev}/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-             "mode=1777,size=65536k")
+    if shm:
+        sc.mount(shm, f"{dev}/shm", None, sc.MS_BIND)
+    else:
+        sc.mount("shm", f"{dev}/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                 "mode=1777,size=65536k")
 
 
 def mount_sys(root: str) -> None:

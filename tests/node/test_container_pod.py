@@ -79,3 +79,23 @@ async def test_run_once_keeps_changes_in_the_given_upper_dir(busybox_rootfs: Pat
     assert (upper / "b").read_text() == "built\n"
     assert lines == [("stdout", "ok")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kltest-layer"]
+
+
+async def test_pod_containers_share_dev_shm_until_the_sandbox_goes(runtime: Runtime, busybox_rootfs: Path) -> None:
+    sb = await runtime.create_sandbox("kltest-pod-shm", "shm", hostname="shm")
+    code, log = await run_to_exit(runtime, sb, spec(busybox_rootfs, "writer", "echo shared > /dev/shm/note"))
+    assert code == 0, log
+    code, log = await run_to_exit(runtime, sb, spec(
+        busybox_rootfs, "reader", "cat /dev/shm/note; grep ' /dev/shm ' /proc/mounts | cut -d' ' -f3,4"))
+    assert code == 0, log
+    note, mount = log_texts(log, "stdout")
+    assert note == "shared"
+    assert mount.startswith("tmpfs rw,nosuid,nodev,noexec")
+    other = await runtime.create_sandbox("kltest-pod-shm2", "shm2", hostname="shm2")
+    code, log = await run_to_exit(runtime, other, spec(busybox_rootfs, "outsider", "cat /dev/shm/note"))
+    assert code != 0  # another pod has a /dev/shm of its own
+    shm = str(sb.shm_path)
+    await runtime.remove_sandbox(sb.pod_uid)
+    mountinfo = Path("/proc/self/mountinfo").read_text()
+    assert not [line for line in mountinfo.splitlines() if f" {shm} " in line]
+    assert not sb.dir.exists()
