@@ -84,39 +84,74 @@ class KubeModel(BaseModel):
         return self.model_copy(deep=True)
 
 
-def _models(root: KubeModel) -> list[tuple[str, KubeModel]]:
-    """Every model node under `root` with its wire path, e.g. `spec.containers[0]`.
+# A wire path as a linked list, `(parent, segment)`, spelled out only for the rare node that
+# has unknown fields: building every node's path string cost more than the walk itself.
+_Path = tuple[Any, str | int] | None
+_LEAVES = frozenset({type(None), str, int, float, bool})
+
+
+_WIRE_NAMES: dict[type, dict[str, str] | None] = {}
+
+
+def _wire_names(cls: type) -> dict[str, str] | None:
+    """`.{wire name}` of each field of a KubeModel class; None for any other type.
+
+    Cached per type: `isinstance` against pydantic's ABC metaclass and the `model_fields`
+    property are slow enough to dominate a walk that runs on every write."""
+    try:
+        return _WIRE_NAMES[cls]
+    except KeyError:
+        names = {name: "." + (info.alias or name) for name, info in cls.model_fields.items()} \
+            if issubclass(cls, KubeModel) else None
+        _WIRE_NAMES[cls] = names
+        return names
+
+
+def _branch(value: Any) -> bool:
+    """A list or a model: something that can hold models below it."""
+    return type(value) is list or _wire_names(type(value)) is not None
+
+
+def _models(root: KubeModel) -> list[tuple[_Path, KubeModel]]:
+    """Every model node under `root` with its wire path (see `_spell`), e.g. `spec.containers[0]`.
 
     An explicit stack rather than recursive generators: this runs on every write."""
-    found: list[tuple[str, KubeModel]] = []
-    stack: list[tuple[str, Any]] = [("", root)]
+    found: list[tuple[_Path, KubeModel]] = []
+    stack: list[tuple[_Path, Any]] = [(None, root)]
     while stack:
         path, value = stack.pop()
-        if isinstance(value, KubeModel):
+        kind = type(value)
+        if kind is list:
+            stack.extend(((path, i), item) for i, item in enumerate(value) if _branch(item))
+        elif kind is dict:
+            stack.extend(((path, f"[{k}]"), item) for k, item in value.items() if _branch(item))
+        elif (wire := _wire_names(kind)) is not None:
             found.append((path, value))
-            fields = type(value).model_fields
             # Only fields the client sent can hold unknown fields below them; walking the
             # unset ones (most of a PodSpec) would dominate the cost of a create.
             for name in value.model_fields_set:
                 child = getattr(value, name, None)
-                if child is None or isinstance(child, str | int | float | bool) or name not in fields:
-                    continue
-                wire = fields[name].alias or name
-                stack.append((f"{path}.{wire}" if path else wire, child))
-        elif isinstance(value, list):
-            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value)
-                         if isinstance(item, KubeModel | list))
-        elif isinstance(value, dict):
-            stack.extend((f"{path}[{k}]", item) for k, item in value.items() if isinstance(item, KubeModel | list))
+                if type(child) not in _LEAVES and name in wire:
+                    stack.append(((path, wire[name]), child))
     return found
+
+
+def _spell(path: _Path) -> str:
+    """`(((None, ".spec"), ".containers"), 0)` -> `spec.containers[0]`."""
+    parts: list[str] = []
+    while path is not None:
+        path, segment = path
+        parts.append(f"[{segment}]" if isinstance(segment, int) else segment)
+    return "".join(reversed(parts)).removeprefix(".")
 
 
 def unknown_fields(model: KubeModel) -> list[str]:
     """Paths of every field the client sent that the type does not declare, e.g. `spec.foo`."""
     found: list[str] = []
     for path, node in _models(model):
-        for key in node.model_extra or {}:
-            found.append(f"{path}.{key}" if path else key)
+        if node.model_extra:
+            prefix = _spell(path)
+            found += [f"{prefix}.{key}" if prefix else key for key in node.model_extra]
     return sorted(found)
 
 

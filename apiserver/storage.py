@@ -215,8 +215,11 @@ class Storage:
 
     # ------------------------------------------------------------------ watch
 
-    async def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchEvent]:
+    async def watch(self, prefix: str, *, start_revision: int, prev_kv: bool = True) -> AsyncIterator[WatchEvent]:
         """Every change under `prefix` from `start_revision` (inclusive), in revision order.
+
+        `prev_kv=False` leaves `prev_value` None: etcd then skips reading each key's previous
+        value, which a caller that keeps the previous state itself (the watch cache) never needs.
 
         Raises Compacted if etcd no longer has `start_revision`, Unavailable if the
         stream breaks; the caller decides whether to resume (from last revision + 1).
@@ -225,7 +228,7 @@ class Storage:
         pfx = prefix.encode()
         try:
             watch = await self._client.watch(pfx, range_end=_range_end(pfx),
-                                             start_revision=start_revision, prev_kv=True)
+                                             start_revision=start_revision, prev_kv=prev_kv)
         except aetcd.exceptions.RevisionCompactedError as err:
             raise Compacted(start_revision, err.compacted_revision) from err
         except aetcd.exceptions.ClientError as err:

@@ -261,7 +261,8 @@ class WatchCache:
                     await self._relist()
                     need_list = False
                     self.ready.set()
-                async for ev in self.storage.watch(REGISTRY, start_revision=self.revision + 1):
+                # The cache holds every object's previous state, so etcd need not send it.
+                async for ev in self.storage.watch(REGISTRY, start_revision=self.revision + 1, prev_kv=False):
                     backoff = 0.05
                     resource = ev.key[len(REGISTRY):].split("/", 1)[0]
                     cache = self.caches.get(resource)
