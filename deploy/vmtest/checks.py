@@ -136,7 +136,8 @@ def cross_vm_http(k: Kubectl, pods: dict[str, tuple[str, str]], src: str, dst: s
     target, (_, ip) = next((n, v) for n, v in sorted(pods.items()) if v[0] == dst)
     probe = f"vmtest-probe-{src}"
     k("delete", "pod", "-n", NAMESPACE, probe, "--ignore-not-found", "--wait=false")
-    k.apply(_one_shot_pod(probe, src, f"wget -q -T 20 -O - http://{ip}:8080/"))
+    # Not `wget -T`: Debian 12's busybox-static wget segfaults with it; `timeout` bounds it instead.
+    k.apply(_one_shot_pod(probe, src, f"timeout 60 wget -q -O - http://{ip}:8080/"))
     pod = wait_for(f"{probe} to finish", lambda: _finished(k, probe), timeout=timeout)
     logs = k("logs", "-n", NAMESPACE, probe).strip()
     if pod["status"]["phase"] != "Succeeded" or f"hello from {target}" not in logs:
