@@ -66,8 +66,10 @@ async def run(stage: Stage) -> None:
     victim = max(sorted(per_node), key=lambda n: per_node[n])
     try:
         await _fail(stage, cluster, victim, replicas)
-    finally:
-        await _restore(stage, cluster, victim)
+    except BaseException:  # Ctrl-C or an API error: never leave a host cut off, and do not wait for Enter
+        await _restore(stage, cluster, victim, pause=False)
+        raise
+    await _restore(stage, cluster, victim)
 
 
 async def _fail(stage: Stage, cluster: LocalCluster, victim: str, replicas: int) -> None:
@@ -100,8 +102,8 @@ async def _fail(stage: Stage, cluster: LocalCluster, victim: str, replicas: int)
     stage.check(f"{replicas} pods are Ready again, none on {victim}", held)
 
 
-async def _restore(stage: Stage, cluster: LocalCluster, victim: str) -> None:
-    await stage.step(f"Bring {victim} back: plug its cable in, start its kubelet.")
+async def _restore(stage: Stage, cluster: LocalCluster, victim: str, *, pause: bool = True) -> None:
+    await stage.step(f"Bring {victim} back: plug its cable in, start its kubelet.", pause=pause)
     await asyncio.to_thread(cluster.restore_node, victim)
     stage.did(f"ip link set {cluster.host(victim).veth} up; start the kubelet of {victim}")
     stage.say("The kubelet renews its Lease and reports Ready; the controller removes the taint. The kubelet "
