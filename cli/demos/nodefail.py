@@ -22,7 +22,7 @@ from collections import Counter
 from api.core import Node
 from cli.demos.local import LocalCluster, NotLocal
 from cli.demos.stage import CannotRun, Stage
-from cli.demos.view import node_of, node_ready, ready
+from cli.demos.view import node_of, node_ready, ready, terminating
 
 NAME = "node-failure"
 SUMMARY = "cut a node off (kubelet stopped, cable pulled): it goes NotReady and its pods move to other nodes"
@@ -112,7 +112,7 @@ async def _restore(stage: Stage, cluster: LocalCluster, victim: str, *, pause: b
 
     def back() -> bool:
         node = stage.node_informer.get(victim)
-        stale = [p for p in stage.pods(include_terminating=True) if node_of(p) == victim]
+        stale = [p for p in stage.pods(include_terminating=True) if node_of(p) == victim and terminating(p)]
         return node is not None and node_ready(node) and not _taints(node) and not stale
 
     held = await stage.wait_for(f"{victim} Ready, untainted, its old pods gone", back, timeout=120)
