@@ -14,7 +14,8 @@ def register(subparsers: Any) -> None:
     up.add_argument("--nodes", type=int, default=1, help="number of nodes; more than one are simulated hosts "
                     "in network namespaces on 198.51.100.0/24 (default 1)")
     up.add_argument("--data-dir", type=Path, default=DEFAULT_STATE, help=f"cluster state (default {DEFAULT_STATE})")
-    up.add_argument("--port", type=int, default=6443, help="API server port on 127.0.0.1 (default 6443)")
+    up.add_argument("--port", type=int, default=6443, help="API server port (HTTPS) on 127.0.0.1 (one node) or "
+                    "198.51.100.1, the simulated hosts' gateway (default 6443)")
     up.add_argument("--node-monitor-grace-period", default="20s", metavar="DURATION",
                     help="how long a node may miss Lease renewals (every 10s) before it is NotReady (default 20s)")
     up.add_argument("--pod-eviction-timeout", default="30s", metavar="DURATION")
@@ -27,7 +28,7 @@ def register(subparsers: Any) -> None:
     up.add_argument("--name-prefix", default="kl", help=argparse.SUPPRESS)  # tests use "kltest"
     up.set_defaults(func=_up)
 
-    down = subparsers.add_parser("down", help="stop the local cluster and remove everything it made")
+    down = subparsers.add_parser("down", help="stop the local cluster and remove everything it made, keys included")
     down.add_argument("--data-dir", type=Path, default=DEFAULT_STATE)
     down.set_defaults(func=_down)
 

@@ -5,7 +5,23 @@
     kubelite up --nodes 3       the same control plane, and three agents, each the kubelet of a
                                 simulated host: a network namespace on a bridge (fabric.py)
     kubelite down               stops all of it and removes every container, mount, cgroup,
-                                namespace and link it made
+                                namespace and link it made, and every key and certificate
+
+A local cluster is secured like one spread over real hosts, so what a learner sees here is
+what a real cluster does:
+
+    kubelite server --secure        TLS, client certificates, RBAC-style authorization, on
+      on 127.0.0.1 (one node)       loopback, or on the bridge gateway 198.51.100.1 where the
+      or 198.51.100.1 (hosts)       simulated hosts (and this machine) reach it; never on the
+                                    machine's real interfaces. It writes its CA, the admin
+                                    credential and a `join-command` under <state>/server/.
+    kubelite agent --server https://... --token T --ca-cert-hash sha256:...
+                                    each node runs that join command, as a worker would: it
+                                    gets a node credential and a kubelet serving certificate
+                                    under <state>/nodes/<name>/pki/, and its kubelet serves
+                                    logs and exec over TLS to the API server only.
+    <kubeconfig>                    the admin credential (client certificate), plus the
+                                    cluster registry extension (registry.py), 0600.
 
 Everything lives under one state directory (default /var/lib/kubelite/up), recorded in
 `cluster.json` so that `down` knows what to remove. Each node keeps its own runtime state
@@ -21,18 +37,26 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import shutil
+import ssl
 import sys
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import yaml
 from rich.console import Console
 
+from apiserver.auth.files import write_private
 from cli.local import daemons, registry
 from cli.local.fabric import GATEWAY, Fabric
 from runtime.images.errors import ImageError
+
+if TYPE_CHECKING:
+    from api.client import Client
 
 console = Console(stderr=True)
 KUBELITE = str(Path(sys.executable).parent / "kubelite")
@@ -48,6 +72,12 @@ class ClusterState:
     nodes: list[dict[str, str]] = field(default_factory=list)  # name, root_dir, netns, node_ip, port, ...
     kubeconfig: str = ""
     registry: str = ""  # HOST:PORT of the cluster registry (plain http), "" when none runs
+    server: str = ""  # https://HOST:PORT of the API server, as nodes and kubeconfigs reach it
+
+    @property
+    def server_dir(self) -> Path:
+        """The control plane's data: etcd, the PKI, admin.kubeconfig, join-command."""
+        return Path(self.state_dir, "server")
 
     @classmethod
     def load(cls, state_dir: Path) -> ClusterState | None:
@@ -64,35 +94,59 @@ class UpError(RuntimeError):
     pass
 
 
-def _wait_http(url: str, timeout: float) -> None:
+def _wait_server(state: ClusterState, timeout: float) -> None:
+    """Until the API server answers /readyz over TLS, verified against the CA it made on first
+    start (the CA appears before the server listens); fail early if the server exits."""
+    ca = state.server_dir / "pki" / "ca.crt"
     deadline = time.monotonic() + timeout
+    error: object = "no answer"
     while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise UpError(f"{url} did not answer within {timeout:.0f}s")
+        if not daemons.running("server", Path(state.state_dir)):
+            log = Path(state.state_dir, "server.log").read_text(errors="replace")[-800:]
+            raise UpError(f"the control plane exited:\n{log.strip()}")
+        if ca.exists():
+            try:
+                tls = ssl.create_default_context(cafile=str(ca))
+                with urllib.request.urlopen(f"{state.server}/readyz", timeout=1, context=tls) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, ssl.SSLError) as err:
+                error = err
+        time.sleep(0.1)
+    raise UpError(f"{state.server}/readyz did not answer within {timeout:.0f}s ({error})")
 
 
-def write_kubeconfig(path: Path, server: str, *, registry_address: str = "") -> None:
-    """An admin kubeconfig; the cluster registry, if any, rides along as a cluster extension."""
-    extension = (f"    extensions:\n    - name: {registry.EXTENSION}\n      extension:\n"
-                 f"        address: {registry_address}\n        mirrors: docker.io\n") if registry_address else ""
-    path.write_text(
-        "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- name: kubelite\n  cluster:\n    server: {server}\n{extension}"
-        "contexts:\n- name: kubelite\n  context:\n    cluster: kubelite\n    user: admin\n    namespace: default\n"
-        "current-context: kubelite\nusers:\n- name: admin\n  user: {}\n")
-    path.chmod(0o600)
+def write_kubeconfig(path: Path, admin_kubeconfig: Path, *, registry_address: str = "") -> None:
+    """The user's kubeconfig: the server's admin credential (client certificate, CA, server URL),
+    with `default` as the context's namespace and the cluster registry, if any, riding along
+    as a cluster extension. Written 0600 from its first byte: it is the cluster's master key."""
+    doc = yaml.safe_load(admin_kubeconfig.read_text())
+    context = next(c["context"] for c in doc["contexts"] if c["name"] == doc["current-context"])
+    context.setdefault("namespace", "default")
+    if registry_address:
+        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == context["cluster"])
+        cluster["extensions"] = [{"name": registry.EXTENSION,
+                                  "extension": {"address": registry_address, "mirrors": "docker.io"}}]
+    write_private(path, yaml.safe_dump(doc, sort_keys=False))
 
 
-def agent_argv(*, server: str, node: dict[str, str]) -> list[str]:
-    """A node's kubelet. A simulated host's kubelet runs inside that host's network namespace
-    (nsenter changes only the network namespace, so its containers' mounts stay visible), and
-    reaches the API server over the unix socket, since the filesystem is shared."""
-    argv = [KUBELITE, "agent", "--server", server, "--node-name", node["name"], "--root-dir", node["root_dir"],
+def agent_argv(*, node: dict[str, str], server: str | None = None) -> list[str]:
+    """A node's kubelet, started with the cluster's join command as a worker runs it
+    (`kubelite agent --server https://... --token ... --ca-cert-hash ...`) plus this node's
+    settings. A restart runs the same command: the agent finds its credential under its root
+    dir and reuses it, so an expired join token does not keep a node down.
+
+    A simulated host's kubelet runs inside that host's network namespace (nsenter changes only
+    the network namespace, so its containers' mounts stay visible) and reaches the API server
+    at the bridge gateway, as a worker reaches its control plane over the network.
+
+    `server` is ignored: it is accepted for callers written when agents used the server's unix
+    socket; the join command says where the server is."""
+    del server
+    join = shlex.split(Path(node["join_command"]).read_text())
+    if join[:2] != ["kubelite", "agent"]:
+        raise UpError(f"{node['join_command']} is not a `kubelite agent` command: {' '.join(join)}")
+    argv = [KUBELITE, *join[1:], "--node-name", node["name"], "--root-dir", node["root_dir"],
             "--node-ip", node["node_ip"], "--port", node["port"], "--cgroup-parent", node["cgroup_parent"]]
     for mirror in node.get("registry_mirrors", "").split():
         argv += ["--registry-mirror", mirror]
@@ -101,12 +155,20 @@ def agent_argv(*, server: str, node: dict[str, str]) -> list[str]:
     return argv
 
 
-async def _nodes_ready(server: str, names: list[str], timeout: float) -> None:
+def admin_client(state: ClusterState, *, timeout: float = 30) -> Client:
+    """A client of the API server as the cluster admin (the server's admin.kubeconfig)."""
     from api.client import Client
+    from cli.config import from_kubeconfig
+
+    target = from_kubeconfig(state.server_dir / "admin.kubeconfig")
+    return Client(target.server, ssl=target.ssl, token=target.token, timeout=timeout, user_agent="kubelite-up")
+
+
+async def _nodes_ready(state: ClusterState, names: list[str], timeout: float) -> None:
     from api.core import Node
 
     deadline = time.monotonic() + timeout
-    async with Client(server) as client:
+    async with admin_client(state) as client:
         with console.status("waiting for nodes to be Ready") as status:
             while True:
                 nodes = {n.metadata.name: n for n in (await client.list(Node)).items}
@@ -135,46 +197,55 @@ def up(*, nodes: int, state_dir: Path, port: int, prefix: str, grace_period: str
     if existing is not None and daemons.running("server", state_dir):
         raise UpError(f"a cluster is already running from {state_dir}; `kubelite down` first")
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    sock = state_dir / "apiserver.sock"
     state = ClusterState(state_dir=str(state_dir), port=port, prefix=prefix)
     state.save()
 
-    with console.status("starting the control plane (etcd, API server, scheduler, controllers)"):
-        daemons.start("server", [KUBELITE, "server", "--data-dir", str(state_dir / "server"), "--port", str(port),
-                                 "--unix-socket", str(sock), "--node-monitor-grace-period", grace_period,
-                                 "--pod-eviction-timeout", eviction_timeout], state_dir)
-        _wait_http(f"http://127.0.0.1:{port}/readyz", 60)
-    console.print(f"[green]✓[/] control plane on http://127.0.0.1:{port}  (logs: {state_dir}/server.log)")
-
+    join_command = str(state.server_dir / "join-command")
     if nodes == 1:
-        # One node on this machine itself: its kubelet listens on loopback only, and hostPorts
-        # answer on 127.0.0.1 as with `docker run -p`.
+        # One node on this machine itself: the API server and the kubelet listen on loopback
+        # only, and hostPorts answer on 127.0.0.1 as with `docker run -p`.
         name = f"{prefix}-node1"
         state.nodes = [{"name": name, "root_dir": str(state_dir / "nodes" / name), "netns": "",
-                        "node_ip": "127.0.0.1", "port": str(kubelet_port), "cgroup_parent": name}]
-        server = f"http://127.0.0.1:{port}"
+                        "node_ip": "127.0.0.1", "port": str(kubelet_port), "cgroup_parent": name,
+                        "join_command": join_command}]
+        bind = "127.0.0.1"
     else:
+        # The hosts first: the API server listens on their bridge's gateway address, which
+        # they reach over the (virtual) network and this machine reaches as a local address.
         hosts = Fabric(prefix).create(nodes)
         state.nodes = [{"name": h.name, "root_dir": str(state_dir / "nodes" / h.name), "netns": h.name,
-                        "node_ip": h.address, "port": "10250", "cgroup_parent": h.name} for h in hosts]
-        server = f"unix://{sock}"
+                        "node_ip": h.address, "port": "10250", "cgroup_parent": h.name,
+                        "join_command": join_command} for h in hosts]
+        bind = GATEWAY
         console.print(f"[green]✓[/] {nodes} simulated hosts on {prefix}-br0 ({GATEWAY}/24)")
+    state.server = f"https://{bind}:{port}"
     state.save()
+
+    with console.status("starting the control plane (etcd, API server, scheduler, controllers)"):
+        daemons.start("server", [KUBELITE, "server", "--secure", "--data-dir", str(state.server_dir),
+                                 "--bind-address", bind, "--port", str(port),
+                                 "--node-monitor-grace-period", grace_period,
+                                 "--pod-eviction-timeout", eviction_timeout], state_dir)
+        _wait_server(state, 60)
+    console.print(f"[green]✓[/] control plane on {state.server}, TLS with client certificates "
+                  f"(logs: {state_dir}/server.log; CA and credentials: {state.server_dir})")
+
     # Where every node reaches it: loopback is the node's own for one node; simulated hosts
     # reach this machine at the bridge's gateway address.
-    state.registry = _start_registry(state_dir, f"{'127.0.0.1' if nodes == 1 else GATEWAY}:{registry_port}")
+    state.registry = _start_registry(state_dir, f"{bind}:{registry_port}")
     for node in state.nodes:
         if state.registry:
             node["registry_mirrors"] = " ".join(registry.mirror_settings(state.registry))
     state.save()
     for node in state.nodes:
         Path(node["root_dir"]).mkdir(parents=True, exist_ok=True)
-        daemons.start(f"agent-{node['name']}", agent_argv(server=server, node=node), state_dir)
-    asyncio.run(_nodes_ready(f"http://127.0.0.1:{port}", [n["name"] for n in state.nodes], 90))
-    console.print(f"[green]✓[/] {len(state.nodes)} node(s) Ready")
+        daemons.start(f"agent-{node['name']}", agent_argv(node=node), state_dir)
+    asyncio.run(_nodes_ready(state, [n["name"] for n in state.nodes], 90))
+    console.print(f"[green]✓[/] {len(state.nodes)} node(s) joined with the join command and Ready; "
+                  "kubelets serve logs and exec over TLS to the API server only")
 
     path = kubeconfig or state_dir / "kubeconfig"
-    write_kubeconfig(path, f"http://127.0.0.1:{port}", registry_address=state.registry)
+    write_kubeconfig(path, state.server_dir / "admin.kubeconfig", registry_address=state.registry)
     state.kubeconfig = str(path)
     state.save()
     return state
@@ -221,17 +292,17 @@ def _start_registry(state_dir: Path, address: str) -> str:
 
 
 def _pod_cidrs(state: ClusterState) -> dict[str, str]:
-    from api.client import Client
     from api.core import Node
+    from cli.config import ConfigError
 
     async def ask() -> dict[str, str]:
-        async with Client(f"http://127.0.0.1:{state.port}", timeout=5) as client:
+        async with admin_client(state, timeout=5) as client:
             nodes = (await client.list(Node)).items
         return {n.metadata.name or "": n.spec.pod_cidr for n in nodes if n.spec and n.spec.pod_cidr}
 
     try:
         return asyncio.run(ask())
-    except (OSError, ConnectionError, TimeoutError) as err:
+    except (OSError, ConnectionError, TimeoutError, ConfigError) as err:
         console.print(f"[yellow]warning:[/] cannot ask the API server for pod CIDRs ({err}); "
                       "pod networks are left for a re-run")
         return {}

@@ -1,17 +1,27 @@
 """`kubelite up --nodes 2` and `kubelite down` as a user runs them: a deployment spreads over
-two simulated hosts, pods answer across hosts, logs and exec work, and `down` leaves nothing."""
+two simulated hosts, pods answer across hosts, logs and exec work, and `down` leaves nothing.
+
+An `up` cluster is secured like a real one: the API server wants a credential, each kubelet
+answers the API server only, and every key and credential file is private."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
+from apiserver.auth.pki import CertPaths, client_ssl_context
 from apiserver.etcd_process import free_port
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -59,6 +69,7 @@ def test_two_node_cluster_up_and_down():
         request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {second['status']['podIP']} 8080 | tail -1"
         reply = run("kubectl", "exec", first["metadata"]["name"], "--", "sh", "-c", request, kubeconfig=kubeconfig)
         assert reply.stdout.strip() == f"hello from {second['metadata']['name']}", reply.stderr
+        assert_secured(state, kubeconfig, bind="198.51.100.1")
     finally:
         down = run("down", "--data-dir", str(state))
         shutil.rmtree(state, ignore_errors=True)
@@ -66,6 +77,74 @@ def test_two_node_cluster_up_and_down():
     assert down.returncode == 0, down.stdout + down.stderr
     assert leftovers() == []
     assert not state.exists()
+
+
+def test_one_node_cluster_is_secured_on_loopback():
+    state = Path(tempfile.mkdtemp(prefix="kltest-up-"))
+    kubeconfig = state.parent / f"{state.name}.kubeconfig"
+    try:
+        up = run("up", "--data-dir", str(state), "--port", str(free_port()), "--name-prefix", "kltest",
+                 "--kubeconfig", str(kubeconfig), "--registry-port", str(free_port()))
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert_secured(state, kubeconfig, bind="127.0.0.1")
+    finally:
+        down = run("down", "--data-dir", str(state))
+        shutil.rmtree(state, ignore_errors=True)
+        kubeconfig.unlink(missing_ok=True)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers() == []
+
+
+ECHO = "hello-over-tls"
+
+
+def assert_secured(state: Path, kubeconfig: Path, *, bind: str) -> None:
+    """What a real cluster promises, on the cluster `up` made in `state`:
+
+    - the API server listens only on `bind` and refuses anonymous requests (401);
+    - a kubelet serves TLS to the API server alone: no client certificate fails the handshake,
+      and even the admin's certificate gets 403, while kubectl logs/exec through the API server work;
+    - the kubeconfig and every key, certificate and credential file are 0600."""
+    server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    port = int(server.rsplit(":", 1)[1])
+    assert server == f"https://{bind}:{port}"
+    listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout.split()
+    assert [word for word in listening if word.endswith(f":{port}")] == [f"{bind}:{port}"]
+
+    pki = state / "server" / "pki"
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(f"{server}/api/v1/namespaces", timeout=10,
+                               context=client_ssl_context(pki / "ca.crt"))
+    assert anonymous.value.code == 401
+
+    ran = run("kubectl", "run", "kltest-echo", "--image=busybox", "--image-pull-policy=IfNotPresent",
+              "--restart=Never", "--", "sh", "-c", f"echo {ECHO}; exec sleep 3600", kubeconfig=kubeconfig)
+    assert ran.returncode == 0, ran.stderr
+    deadline = time.monotonic() + 90
+    while ECHO not in (logs := run("kubectl", "logs", "kltest-echo", kubeconfig=kubeconfig)).stdout:
+        assert time.monotonic() < deadline, logs.stderr
+        time.sleep(0.5)
+    execed = run("kubectl", "exec", "kltest-echo", "--", "echo", "exec-over-tls", kubeconfig=kubeconfig)
+    assert execed.stdout.strip() == "exec-over-tls", execed.stderr
+
+    pod = json.loads(run("kubectl", "get", "pod", "kltest-echo", "-o", "json", kubeconfig=kubeconfig).stdout)
+    url = f"https://{pod['status']['hostIP']}:10250/containerLogs/default/kltest-echo/kltest-echo"
+    admin = client_ssl_context(pki / "ca.crt", CertPaths(pki / "admin.crt", pki / "admin.key"))
+    with pytest.raises(urllib.error.HTTPError) as forbidden:
+        urllib.request.urlopen(url, timeout=10, context=admin)
+    assert forbidden.value.code == 403  # even the cluster admin goes through the API server
+    with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)) as refused:
+        urllib.request.urlopen(url, timeout=10, context=client_ssl_context(pki / "ca.crt"))
+    assert "certificate" in str(refused.value) or isinstance(refused.value, ConnectionError), refused.value
+    with pytest.raises((ConnectionError, urllib.error.URLError, http.client.HTTPException)):
+        urllib.request.urlopen(url.replace("https", "http"), timeout=10)  # nothing answers plain http
+
+    private = [kubeconfig, *(p for p in (state / "server").iterdir() if p.suffix == ".kubeconfig"),
+               state / "server" / "join-command", state / "server" / "join-tokens.json",
+               *pki.rglob("*"), *state.glob("nodes/*/pki/*")]
+    assert len([p for p in private if p.suffix == ".key"]) >= 3  # the CA's, the admin's, a node's
+    loose = {str(p): oct(p.stat().st_mode & 0o777) for p in private if p.is_file() and p.stat().st_mode & 0o077}
+    assert loose == {}
 
 
 def test_a_failed_host_has_its_pods_recreated_elsewhere_and_comes_back_clean():
@@ -120,8 +199,7 @@ def test_a_failed_host_has_its_pods_recreated_elsewhere_and_comes_back_clean():
         assert any(t["key"] == "node.kubernetes.io/unreachable" for t in node["spec"].get("taints", []))
 
         fabric.reconnect(host)
-        daemons.start("agent-kltest-node3", agent_argv(server=f"unix://{state_dir / 'apiserver.sock'}", node=victim),
-                      state_dir)
+        daemons.start("agent-kltest-node3", agent_argv(node=victim), state_dir)  # it rejoins as it first did
 
         def back() -> bool:
             n = json.loads(run("kubectl", "get", "node", "kltest-node3", "-o", "json", kubeconfig=kubeconfig).stdout)
