@@ -10,7 +10,7 @@
 A local cluster is secured like one spread over real hosts, so what a learner sees here is
 what a real cluster does:
 
-    kubelite server --secure        TLS, client certificates, RBAC-style authorization, on
+    kubelite server --secure        TLS, client certificates, per-identity authorization, on
       on 127.0.0.1 (one node)       loopback, or on the bridge gateway 198.51.100.1 where the
       or 198.51.100.1 (hosts)       simulated hosts (and this machine) reach it; never on the
                                     machine's real interfaces. It writes its CA, the admin
@@ -45,7 +45,7 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.console import Console
@@ -116,15 +116,24 @@ def _wait_server(state: ClusterState, timeout: float) -> None:
     raise UpError(f"{state.server}/readyz did not answer within {timeout:.0f}s ({error})")
 
 
-def write_kubeconfig(path: Path, admin_kubeconfig: Path, *, registry_address: str = "") -> None:
-    """The user's kubeconfig: the server's admin credential (client certificate, CA, server URL),
-    with `default` as the context's namespace and the cluster registry, if any, riding along
-    as a cluster extension. Written 0600 from its first byte: it is the cluster's master key."""
-    doc = yaml.safe_load(admin_kubeconfig.read_text())
+def write_kubeconfig(path: Path, server: str, *, registry_address: str = "", credential: Path | None = None) -> None:
+    """The user's kubeconfig for the API server at `server`, with `default` as the context's
+    namespace and the cluster registry, if any, riding along as a cluster extension.
+
+    `credential` is a kubeconfig whose CA and user this one carries: for `up`, the server's
+    admin.kubeconfig (the admin's client certificate). Written 0600 from its first byte,
+    since it is then the cluster's master key."""
+    doc: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "Config", "clusters": [{"name": "kubelite", "cluster": {}}],
+        "contexts": [{"name": "kubelite", "context": {"cluster": "kubelite", "user": "admin"}}],
+        "current-context": "kubelite", "users": [{"name": "admin", "user": {}}]}
+    if credential is not None:
+        doc = yaml.safe_load(credential.read_text())
     context = next(c["context"] for c in doc["contexts"] if c["name"] == doc["current-context"])
     context.setdefault("namespace", "default")
+    cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == context["cluster"])
+    cluster["server"] = server
     if registry_address:
-        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == context["cluster"])
         cluster["extensions"] = [{"name": registry.EXTENSION,
                                   "extension": {"address": registry_address, "mirrors": "docker.io"}}]
     write_private(path, yaml.safe_dump(doc, sort_keys=False))
@@ -245,7 +254,8 @@ def up(*, nodes: int, state_dir: Path, port: int, prefix: str, grace_period: str
                   "kubelets serve logs and exec over TLS to the API server only")
 
     path = kubeconfig or state_dir / "kubeconfig"
-    write_kubeconfig(path, state.server_dir / "admin.kubeconfig", registry_address=state.registry)
+    write_kubeconfig(path, state.server, registry_address=state.registry,
+                     credential=state.server_dir / "admin.kubeconfig")
     state.kubeconfig = str(path)
     state.save()
     return state
