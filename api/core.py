@@ -20,10 +20,32 @@ Mapping = dict[str, Any]
 # ---------------------------------------------------------------- containers
 
 
+class ObjectFieldSelector(KubeModel):
+    """The downward API: a field of the pod (`metadata.name`, `status.podIP`, ...)."""
+
+    api_version: str | None = None
+    field_path: str
+
+
+class ResourceFieldSelector(KubeModel):
+    """The downward API: a container's limit or request (`limits.memory`), in units of `divisor`."""
+
+    container_name: str | None = None
+    resource: str
+    divisor: Quantity | None = None
+
+
+class EnvVarSource(KubeModel):
+    field_ref: ObjectFieldSelector | None = None
+    resource_field_ref: ResourceFieldSelector | None = None
+    config_map_key_ref: Mapping | None = None
+    secret_key_ref: Mapping | None = None
+
+
 class EnvVar(KubeModel):
     name: str
     value: str | None = None
-    value_from: Mapping | None = None
+    value_from: EnvVarSource | None = None
 
 
 class ContainerPort(KubeModel):

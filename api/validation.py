@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from api.apps import Deployment, ReplicaSet
 from api.base import KubeModel
 from api.coordination import Lease
-from api.core import Container, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec
+from api.core import Container, EnvVarSource, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec
 from api.errors import Invalid
 from api.meta import LabelSelector, ObjectMeta, StatusCause
 from api.quantity import QuantityError
@@ -210,6 +210,59 @@ def _check_port(errors: Errors, field: str, port: int | str, *, allow_zero: bool
         errors.invalid(field, port, "must be between 1 and 65535, inclusive")
 
 
+# The downward API fields an env var may name (Kubernetes' validEnvDownwardAPIFieldPathExpressions),
+# besides metadata.labels['key'] and metadata.annotations['key'].
+ENV_FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+                   "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs")
+ENV_RESOURCES = ("limits.cpu", "limits.ephemeral-storage", "limits.memory", "requests.cpu",
+                 "requests.ephemeral-storage", "requests.memory")
+CPU_DIVISORS = ("1m", "1")
+MEMORY_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
+_SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
+
+
+def check_env_source(errors: Errors, field: str, src: EnvVarSource, *, has_value: bool) -> None:
+    """One of fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef, each well formed."""
+    chosen = [k for k in ("field_ref", "resource_field_ref", "config_map_key_ref", "secret_key_ref")
+              if getattr(src, k) is not None]
+    if has_value:
+        errors.invalid(field, "", "may not be specified when `value` is not empty")
+    if not chosen:
+        errors.invalid(field, "", "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` "
+                                  "or `secretKeyRef`")
+        return
+    if len(chosen) > 1:
+        errors.invalid(field, "", "may not have more than one field specified at a time")
+        return
+    if src.field_ref is not None:
+        path = src.field_ref.field_path
+        version = src.field_ref.api_version or "v1"
+        if version != "v1":
+            errors.not_supported(f"{field}.fieldRef.apiVersion", version, ["v1"])
+        if not path:
+            errors.required(f"{field}.fieldRef.fieldPath")
+        elif path not in ENV_FIELD_PATHS and not _SUBSCRIPT.match(path):
+            errors.not_supported(f"{field}.fieldRef.fieldPath", path, sorted(ENV_FIELD_PATHS))
+    if src.resource_field_ref is not None:
+        ref = src.resource_field_ref
+        if not ref.resource:
+            errors.required(f"{field}.resourceFieldRef.resource")
+        elif ref.resource not in ENV_RESOURCES:
+            errors.not_supported(f"{field}.resourceFieldRef.resource", ref.resource, ENV_RESOURCES)
+        elif ref.divisor is not None:
+            allowed = CPU_DIVISORS if ref.resource.endswith(".cpu") else MEMORY_DIVISORS
+            try:
+                ok = any(parse_quantity(ref.divisor) == parse_quantity(d) for d in allowed)
+            except QuantityError:
+                ok = False
+            if not ok:
+                errors.not_supported(f"{field}.resourceFieldRef.divisor", ref.divisor, allowed)
+    for key, name in (("config_map_key_ref", "configMapKeyRef"), ("secret_key_ref", "secretKeyRef")):
+        ref_map = getattr(src, key)
+        if ref_map is not None and not ref_map.get("key"):
+            errors.required(f"{field}.{name}.key")
+
+
 def check_container(errors: Errors, field: str, c: Container, volumes: set[str]) -> None:
     check_dns_label(errors, f"{field}.name", c.name)
     if not c.image:
@@ -233,6 +286,8 @@ def check_container(errors: Errors, field: str, c: Container, volumes: set[str])
         if not e.name:
             errors.required(f"{field}.env[{i}].name")
         env_names.add(e.name)
+        if e.value_from is not None:
+            check_env_source(errors, f"{field}.env[{i}].valueFrom", e.value_from, has_value=bool(e.value))
     if c.resources:
         check_quantities(errors, f"{field}.resources.limits", c.resources.limits)
         check_quantities(errors, f"{field}.resources.requests", c.resources.requests)

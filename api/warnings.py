@@ -14,7 +14,7 @@ _IGNORED_POD_FIELDS = (
     "runtime_class_name", "priority_class_name", "ephemeral_containers", "scheduling_gates",
     "resource_claims", "host_network", "host_pid", "host_ipc", "share_process_namespace",
 )
-_IGNORED_CONTAINER_FIELDS = ("security_context", "lifecycle", "env_from", "volume_devices", "resize_policy")
+_IGNORED_CONTAINER_FIELDS = ("security_context", "lifecycle", "volume_devices", "resize_policy")
 _IGNORED_VOLUME_SOURCES = ("config_map", "secret", "persistent_volume_claim", "projected", "downward_api",
                            "nfs", "csi", "ephemeral", "image")
 

@@ -16,7 +16,6 @@ Per container name the adapter keeps at most two instances, the latest and the o
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -26,10 +25,16 @@ from pathlib import Path
 from api.core import Container, Pod
 from api.quantity import cpu_millis, to_bytes
 from kubelet.decide import Observed
+from kubelet.envvars import expand
+from kubelet.logs import parse_records
 from runtime.container import ContainerSpec, ContainerState, Mount, Phase, Resources, Runtime, Sandbox
 from runtime.images import ImageError, ImageStore, Mirrors, ensure_image
 
 log = logging.getLogger(__name__)
+
+
+MAX_TERMINATION_MESSAGE = 4096  # bytes read from a termination file
+FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES = 80, 2048  # FallbackToLogsOnError: the log's tail
 
 
 class PodError(Exception):
@@ -93,14 +98,6 @@ def group(states: list[ContainerState]) -> PodContainers:
     return PodContainers(latest, previous, stale)
 
 
-_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-
-def expand(text: str, env: dict[str, str]) -> str:
-    """Kubernetes' `$(VAR)` expansion in command, args and env values; unknown names stay as written."""
-    return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text.replace("$$", "\x00")).replace("\x00", "$")
-
-
 def argv_for(c: Container, entrypoint: list[str], cmd: list[str], env: dict[str, str]) -> list[str]:
     """command/args over the image's ENTRYPOINT/CMD, by Kubernetes' four rules."""
     if c.command:
@@ -162,6 +159,29 @@ class PodRuntime:
     def log_path(self, pod: Pod, container: str, attempt: int) -> Path:
         return self.log_dir(pod) / container / f"{attempt}.log"
 
+    def termination_log(self, pod: Pod, container: str, attempt: int) -> Path:
+        """The host file behind the container's terminationMessagePath (bind-mounted, as the
+        kubelet does), kept beside its log so it outlives the container instance."""
+        return self.log_dir(pod) / container / f"{attempt}.termination-log"
+
+    def termination_message(self, pod: Pod, c: Container, o: Observed) -> str:
+        """An exited container's `state.terminated.message`: its termination file (at most 4096
+        bytes); with FallbackToLogsOnError, a failed container with an empty file gives the tail
+        of its log instead (the last 80 lines, at most 2048 bytes), as Kubernetes does."""
+        try:
+            with self.termination_log(pod, c.name, o.attempt).open("rb") as f:
+                text = f.read(MAX_TERMINATION_MESSAGE)
+        except OSError:
+            text = b""
+        if not text.strip() and c.termination_message_policy == "FallbackToLogsOnError" and o.exit_code != 0:
+            try:
+                data = self.log_path(pod, c.name, o.attempt).read_bytes()[-(1 << 20):]
+            except OSError:
+                data = b""
+            records, _ = parse_records(data)
+            text = b"".join(r.text + b"\n" for r in records[-FALLBACK_LOG_LINES:])[-FALLBACK_LOG_BYTES:]
+        return text.decode(errors="replace")
+
     # ------------------------------------------------------------ act
 
     async def ensure_sandbox(self, pod: Pod) -> Sandbox:
@@ -207,21 +227,26 @@ class PodRuntime:
             return 0
         return manifest.config.size + sum(layer.size for layer in manifest.layers)
 
-    async def create(self, pod: Pod, sb: Sandbox, c: Container, *, attempt: int) -> str:
-        """Record one container instance (not started); returns its id. The image must be present."""
+    async def create(self, pod: Pod, sb: Sandbox, c: Container, *, attempt: int,
+                     env_for: Callable[[dict[str, str]], dict[str, str]] | None = None) -> str:
+        """Record one container instance (not started); returns its id. The image must be present.
+        `env_for` builds the container's environment from the image's (`kubelet.envvars`); it may
+        raise `EnvError`, and then nothing is created."""
         uid = pod.metadata.uid or ""
+        cfg = self.images.config(self.images.resolve(c.image or ""))
+        env = env_for(dict(cfg.env_dict)) if env_for is not None else dict(cfg.env_dict)
         lease = f"{uid}_{c.name}_{attempt}"
         rootfs = await self.images.rootfs(c.image or "", lease=lease)
-        cfg = rootfs.config
-        env = dict(cfg.env_dict)
-        for var in c.env or []:
-            if var.value is not None or var.value_from is None:
-                env[var.name] = expand(var.value or "", env)
+        term = self.termination_log(pod, c.name, attempt)
+        term.parent.mkdir(parents=True, exist_ok=True)
+        term.touch()
+        term.chmod(0o666)  # whatever user the container runs as may write it
+        mounts = [*self.mounts(pod, sb, c), Mount(str(term), c.termination_message_path or "/dev/termination-log")]
         spec = ContainerSpec(
             name=c.name, argv=argv_for(c, list(cfg.entrypoint or ()), list(cfg.cmd or ()), env),
             lowerdirs=[str(p) for p in rootfs.lowerdirs], env=env,
             working_dir=c.working_dir or cfg.working_dir or "/", user=cfg.user,
-            mounts=self.mounts(pod, sb, c), resources=resources_for(c),
+            mounts=mounts, resources=resources_for(c),
             log_path=str(self.log_path(pod, c.name, attempt)),
         )
         Path(spec.log_path or "").parent.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from api.workqueue import WorkQueue
 from kubelet.cri import PodRuntime
 from kubelet.decide import BackoffPolicy
 from kubelet.network import BridgeNetwork, NoNetwork, PodNetwork
-from kubelet.node import NodeAgent, node_ip_guess
+from kubelet.node import NodeAgent, capacity, node_ip_guess, read_machine
 from kubelet.podworker import UID_INDEX, PodWorkers, uid_index
 from kubelet.probes import ProbeManager, Target
 from kubelet.server import KubeletServer
@@ -108,7 +108,8 @@ class Kubelet:
                 probes = ProbeManager(tg, exec_fn=self._exec_probe, on_change=self.queue.add, clock=time.time,
                                       on_failure=lambda t, kind, out: self._probe_failed(t, kind, out))
                 self.workers = PodWorkers(self.client, self.pods, rt, self.network, probes, recorder, self.queue,
-                                          host_ip=self.node_ip, clock=time.time, backoff=cfg.backoff)
+                                          host_ip=self.node_ip, clock=time.time, backoff=cfg.backoff,
+                                          allocatable=capacity(read_machine(cfg.root_dir)))
                 self.pods.add_handler(on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
                                       on_delete=self._enqueue)
                 server = KubeletServer(self.pods, rt, allowed_clients=cfg.tls_clients if cfg.tls else None)

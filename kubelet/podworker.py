@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from api.workqueue import WorkQueue
 from kubelet import events as ev
 from kubelet.cri import NeverPull, PodError, PodRuntime
 from kubelet.decide import Backoff, BackoffPolicy, ContainerView, Observed, next_backoff, plan_pod
+from kubelet.envvars import EnvError, container_env
 from kubelet.network import PodNetwork, hosts_file
 from kubelet.podstatus import TERMINAL, Observation, pod_status, same_status
 from kubelet.probes import Kind, ProbeManager, Target
@@ -61,7 +63,7 @@ class PodWorkers:
     def __init__(self, client: Client, pods: Informer[Pod], runtime: PodRuntime, network: PodNetwork,
                  probes: ProbeManager, recorder: EventRecorder, queue: WorkQueue, *, host_ip: str,
                  clock: Callable[[], float], backoff: BackoffPolicy = BackoffPolicy(),
-                 orphan_grace: float = 2.0) -> None:
+                 orphan_grace: float = 2.0, allocatable: Mapping[str, str] | None = None) -> None:
         self.client = client
         self.pods = pods
         self.runtime = runtime
@@ -73,6 +75,7 @@ class PodWorkers:
         self.clock = clock
         self.backoff = backoff
         self.orphan_grace = orphan_grace
+        self.allocatable = dict(allocatable or {})  # the node's, for resourceFieldRef of unset limits
         self.memory: dict[str, PodMemory] = {}
         self.ips: dict[str, str | None] = {}
 
@@ -213,7 +216,12 @@ class PodWorkers:
             mem.backoffs[c.name] = next_backoff(mem.backoffs.get(c.name), ran_for=ran_for, policy=self.backoff)
         attempt = prev.attempt + 1 if prev is not None and prev.state != "created" else (prev.attempt if prev else 0)
         try:
-            cid = await self.runtime.create(pod, sb, c, attempt=attempt)  # type: ignore[arg-type]
+            cid = await self.runtime.create(pod, sb, c, attempt=attempt,  # type: ignore[arg-type]
+                                            env_for=lambda image_env: self._env(pod, c, image_env))
+        except EnvError as e:
+            self.recorder.event(pod, "Warning", ev.FAILED, f"Error: {e}")
+            self.queue.add_after(uid, self.backoff.initial)
+            return ("CreateContainerConfigError", str(e))
         except (ContainerError, SandboxError, PodError, ImageError, OSError) as e:
             self.recorder.event(pod, "Warning", ev.FAILED, f"Error: {e}")
             self.queue.add_after(uid, self.backoff.initial)
@@ -229,6 +237,10 @@ class PodWorkers:
             mem.image_ids[cid] = self.runtime.images.resolve(image)
         self.recorder.event(pod, "Normal", ev.STARTED, ev.started(c.name))
         return None
+
+    def _env(self, pod: Pod, c: Container, image_env: dict[str, str]) -> dict[str, str]:
+        return container_env(pod, c, image_env, pod_ip=self.ips.get(pod.metadata.uid or ""), host_ip=self.host_ip,
+                             allocatable=self.allocatable)
 
     def _probe(self, pod: Pod, uid: str, netns: object) -> None:
         latest = self.runtime.containers(uid).latest
@@ -270,6 +282,16 @@ class PodWorkers:
             s = self.probes.result(o.id, "startup")
             if s is not None:
                 started[o.id] = s
+        specs = {c.name: c for c in [*(pod.spec.init_containers or []), *pod.spec.containers]}
+
+        def with_message(o: Observed) -> Observed:
+            c = specs.get(o.name)
+            if o.state != "exited" or o.message or c is None:
+                return o
+            return dataclasses.replace(o, message=self.runtime.termination_message(pod, c, o))
+
+        obs = dataclasses.replace(obs, latest={n: with_message(o) for n, o in obs.latest.items()},
+                                  previous={n: with_message(o) for n, o in obs.previous.items()})
         return Observation(latest=obs.latest, previous=obs.previous, waiting=waiting, ready=ready, started=started,
                            image_ids=mem.image_ids, init_failed=init_failed, host_ip=self.host_ip,
                            pod_ip=self.ips.get(uid))

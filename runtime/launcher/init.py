@@ -67,12 +67,14 @@ def _setup_container(cfg: dict[str, Any], shim: socket.socket) -> None:
     step(who, "hand the mount namespace to the shim", _send_mount_namespace, shim)
     step(who, "make mounts private", sc.mount, None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     step(who, "mount overlay", rootfs.mount_overlay, root, cfg["lowerdirs"], cfg["upperdir"], cfg["workdir"])
-    for m in cfg["mounts"]:
-        step(who, f"bind {m['source']} to {m['destination']}", rootfs.bind, root, m["source"],
-             m["destination"], bool(m.get("read_only")))
     step(who, "mount /proc", rootfs.mount_proc, root)
     step(who, "mount /dev", rootfs.mount_dev, root, cfg.get("shm"))
     step(who, "mount /sys", rootfs.mount_sys, root)
+    # The caller's mounts after /proc, /dev and /sys (runc's order), so one under /dev
+    # (/dev/termination-log, a /dev/shm volume) lands on the container's /dev, not under it.
+    for m in cfg["mounts"]:
+        step(who, f"bind {m['source']} to {m['destination']}", rootfs.bind, root, m["source"],
+             m["destination"], bool(m.get("read_only")))
     step(who, "mask /proc and /sys paths", rootfs.mask_paths, root)
     step(who, "pivot_root", rootfs.pivot, root)
     _become_process(who, cfg)

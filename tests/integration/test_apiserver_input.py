@@ -134,3 +134,41 @@ async def test_patch_errors_change_nothing(http):
     assert code == 422
     _, current = await http.get(f"{PODS}/web")
     assert current["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+async def test_env_value_from_is_validated_as_kubernetes_does(http):
+    """fieldRef paths and resourceFieldRef resources/divisors outside Kubernetes' lists are 422,
+    naming the supported values; a valid downward API env is accepted."""
+    body = pod("env-ok")
+    body["spec"]["containers"][0]["env"] = [
+        {"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+        {"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+        {"name": "D", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}]
+    code, status = await http.post(PODS, body)
+    assert code == 201, status
+
+    bad = pod("env-bad")
+    bad["spec"]["containers"][0]["env"] = [
+        {"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "spec.restartPolicy"}}},
+        {"name": "B", "valueFrom": {"resourceFieldRef": {"resource": "limits.gpu"}}},
+        {"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1Mi"}}},
+        {"name": "D", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "E", "valueFrom": {}},
+        {"name": "F", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"},
+                                    "resourceFieldRef": {"resource": "limits.cpu"}}}]
+    code, status = await http.post(PODS, bad)
+    assert code == 422
+    causes = {c["field"]: c["message"] for c in status["details"]["causes"]}
+    env = "spec.containers[0].env"
+    assert causes[f"{env}[0].valueFrom.fieldRef.fieldPath"] == (
+        'Unsupported value: "spec.restartPolicy": supported values: "metadata.name", "metadata.namespace", '
+        '"metadata.uid", "spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs", '
+        '"status.podIP", "status.podIPs"')
+    assert causes[f"{env}[1].valueFrom.resourceFieldRef.resource"].startswith(
+        'Unsupported value: "limits.gpu": supported values: "limits.cpu"')
+    assert causes[f"{env}[2].valueFrom.resourceFieldRef.divisor"] == (
+        'Unsupported value: "1Mi": supported values: "1m", "1"')
+    assert "may not be specified when `value` is not empty" in causes[f"{env}[3].valueFrom"]
+    assert "must specify one of" in causes[f"{env}[4].valueFrom"]
+    assert "may not have more than one field specified at a time" in causes[f"{env}[5].valueFrom"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from api.client import Client
-from api.core import ContainerPort, Node, NodeSpec, Pod
+from api.core import ContainerPort, EnvVar, EnvVarSource, Node, NodeSpec, ObjectFieldSelector, Pod
 from api.errors import NotFound
 from api.meta import ObjectMeta
 from kubelet.network import BridgeNetwork
@@ -66,7 +66,9 @@ async def test_pod_ips_pod_to_pod_host_port_and_ip_freed(net_agent: Agent, clien
     web = pod("kltest-web", "echo hello-kltest > /tmp/index.html; httpd -f -p 8080 -h /tmp",
               ports=[ContainerPort(container_port=8080, host_port=4000)])
     await client.create(web)
-    await client.create(pod("kltest-client", "sleep 1000"))
+    downward = [EnvVar(name=n, value_from=EnvVarSource(field_ref=ObjectFieldSelector(field_path=f)))
+                for n, f in (("MY_IP", "status.podIP"), ("MY_IPS", "status.podIPs"), ("MY_HOST", "status.hostIP"))]
+    await client.create(pod("kltest-client", "sleep 1000", env=downward))
     running = lambda p: p.status is not None and p.status.phase == "Running" and bool(p.status.pod_ip)  # noqa: E731
     w = await until(client, "kltest-web", running)
     c = await until(client, "kltest-client", running)
@@ -85,6 +87,8 @@ async def test_pod_ips_pod_to_pod_host_port_and_ip_freed(net_agent: Agent, clien
             break
         await asyncio.sleep(0.2)
     assert "hello-kltest" in page  # pod to pod by IP
+    proc = await rt.rt.exec(cid, ["sh", "-c", 'echo "$MY_IP $MY_IPS $MY_HOST"'])
+    assert (await proc.communicate()).stdout.decode() == f"{c.status.pod_ip} {c.status.pod_ip} {NODE_IP}\n"
     out = sh("ip", "netns", "exec", HOST_NS, "busybox", "nc", "-w", "2", NODE_IP, "4000",
              input="GET / HTTP/1.0\r\n\r\n").stdout
     assert "hello-kltest" in out  # hostPort on the node's address

@@ -1,0 +1,116 @@
+"""A container's environment, as Kubernetes builds it (pure): the image's ENV, then the
+container's `env` in order, each value `$(VAR)`-expanded against what came before.
+
+`valueFrom` is resolved here:
+
+* `fieldRef` (the downward API): metadata.name, .namespace, .uid, metadata.labels['k'],
+  metadata.annotations['k'] (empty when absent, as in Kubernetes), spec.nodeName,
+  spec.serviceAccountName, status.podIP(s), status.hostIP(s) (plural: comma-separated).
+* `resourceFieldRef`: limits/requests of cpu, memory, ephemeral-storage of this container (or
+  `containerName`), divided by `divisor` (default 1) and rounded up, as Kubernetes does
+  (`limits.cpu` of 500m is "1", or "500" with divisor 1m). A limit that is not set is the
+  node's allocatable amount; a request that is not set is the limit if there is one, else 0.
+* `configMapKeyRef` / `secretKeyRef`: kubelite has no ConfigMaps or Secrets, so, as a
+  Kubernetes kubelet does for a missing one, the container is not created: `EnvError`
+  ('configmap "X" not found'), which the pod shows as CreateContainerConfigError. A ref
+  marked `optional: true` is skipped, as Kubernetes skips a missing optional one.
+
+`envFrom` naming a ConfigMap or Secret fails the same way (unless optional).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+from api.core import Container, Pod, ResourceFieldSelector
+from api.quantity import QuantityError, parse_quantity
+
+_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+_SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
+
+
+class EnvError(Exception):
+    """The container's environment cannot be built (Kubernetes' CreateContainerConfigError)."""
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion in command, args and env values; unknown names stay as
+    written, `$$` is a literal `$`."""
+    return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text.replace("$$", "\x00")).replace("\x00", "$")
+
+
+def field_value(pod: Pod, path: str, *, pod_ip: str | None, host_ip: str | None) -> str:
+    m, spec = pod.metadata, pod.spec
+    sub = _SUBSCRIPT.match(path)
+    if sub:
+        items = (m.labels if sub.group(1) == "labels" else m.annotations) or {}
+        return items.get(sub.group(2), "")
+    values = {
+        "metadata.name": m.name, "metadata.namespace": m.namespace or "default", "metadata.uid": m.uid,
+        "spec.nodeName": spec.node_name, "spec.serviceAccountName": spec.service_account_name,
+        "status.podIP": pod_ip, "status.podIPs": pod_ip, "status.hostIP": host_ip, "status.hostIPs": host_ip,
+    }
+    if path not in values:
+        raise EnvError(f"unsupported fieldPath: {path}")
+    return values[path] or ""
+
+
+def resource_value(pod: Pod, c: Container, ref: ResourceFieldSelector, allocatable: Mapping[str, str]) -> str:
+    target = c
+    if ref.container_name and ref.container_name != c.name:
+        found = [x for x in [*pod.spec.containers, *(pod.spec.init_containers or [])] if x.name == ref.container_name]
+        if not found:
+            raise EnvError(f"container {ref.container_name} not found in pod {pod.metadata.name}")
+        target = found[0]
+    kind, _, resource = ref.resource.partition(".")
+    limits = (target.resources.limits if target.resources else None) or {}
+    requests = (target.resources.requests if target.resources else None) or {}
+    if kind == "limits":
+        amount = limits.get(resource, allocatable.get(resource))
+    elif kind == "requests":
+        amount = requests.get(resource, limits.get(resource, "0"))
+    else:
+        raise EnvError(f"unsupported container resource: {ref.resource}")
+    if amount is None:
+        raise EnvError(f"unsupported container resource: {ref.resource}")
+    try:
+        value, divisor = parse_quantity(amount), parse_quantity(ref.divisor or "1")
+    except QuantityError as e:
+        raise EnvError(f"resourceFieldRef {ref.resource}: {e}") from e
+    if divisor <= 0:
+        raise EnvError(f"resourceFieldRef {ref.resource}: divisor must be positive")
+    return str(math.ceil(value / divisor))
+
+
+def _missing(kind: str, ref: Mapping[str, object]) -> str | None:
+    """The error for a ConfigMap/Secret reference (none exist here), or None if it is optional."""
+    if ref.get("optional"):
+        return None
+    return f'{kind} "{ref.get("name") or ""}" not found'
+
+
+def container_env(pod: Pod, c: Container, image_env: Mapping[str, str], *, pod_ip: str | None,
+                  host_ip: str | None, allocatable: Mapping[str, str]) -> dict[str, str]:
+    env = dict(image_env)
+    for source in c.env_from or []:
+        for key, kind in (("configMapRef", "configmap"), ("secretRef", "secret")):
+            ref = source.get(key)
+            if ref is not None and (why := _missing(kind, ref)):
+                raise EnvError(why)
+    for var in c.env or []:
+        src = var.value_from
+        if src is None:
+            env[var.name] = expand(var.value or "", env)
+        elif src.field_ref is not None:
+            env[var.name] = field_value(pod, src.field_ref.field_path, pod_ip=pod_ip, host_ip=host_ip)
+        elif src.resource_field_ref is not None:
+            env[var.name] = resource_value(pod, c, src.resource_field_ref, allocatable)
+        elif src.config_map_key_ref is not None:
+            if why := _missing("configmap", src.config_map_key_ref):
+                raise EnvError(why)
+        elif src.secret_key_ref is not None:
+            if why := _missing("secret", src.secret_key_ref):
+                raise EnvError(why)
+    return env
