@@ -37,7 +37,7 @@ from api.workqueue import WorkQueue
 from kubelet.cri import PodRuntime
 from kubelet.decide import BackoffPolicy
 from kubelet.network import BridgeNetwork, NoNetwork, PodNetwork
-from kubelet.node import NodeAgent, capacity, node_ip_guess, read_machine
+from kubelet.node import NodeAgent, capacity, node_images, node_ip_guess, read_machine
 from kubelet.podworker import UID_INDEX, PodWorkers, uid_index
 from kubelet.probes import ProbeManager, Target
 from kubelet.server import KubeletServer
@@ -101,7 +101,8 @@ class Kubelet:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(import_busybox, rt.images)
             agent = NodeAgent(self.client, cfg.node_name, node_ip=self.node_ip, port=cfg.port,
-                              root_dir=cfg.root_dir, labels=cfg.labels, lease_duration=cfg.lease_duration)
+                              root_dir=cfg.root_dir, labels=cfg.labels, lease_duration=cfg.lease_duration,
+                              images=lambda: node_images(rt.images.list_images()))
             await self._retry(agent.register, "register the node")
             async with EventRecorder(self.client, component="kubelet", host=cfg.node_name) as recorder, \
                     asyncio.TaskGroup() as tg:

@@ -16,10 +16,11 @@ import contextlib
 import os
 import platform
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from api.base import now as api_now
 from api.client import Client
@@ -36,6 +37,7 @@ from api.core import (
 )
 from api.errors import AlreadyExists, Conflict, Forbidden, NotFound
 from api.meta import ObjectMeta
+from runtime.images.store import ImageSummary
 
 LEASE_NAMESPACE = "kube-node-lease"
 KUBELET_VERSION = "v1.30.0-kubelite"
@@ -112,6 +114,23 @@ def node_conditions(stats: MachineStats, previous: Sequence[NodeCondition], *, n
     return out
 
 
+MAX_IMAGES = 50  # Kubernetes' nodeStatusMaxImages
+
+
+def node_images(images: Iterable[ImageSummary], *, limit: int = MAX_IMAGES) -> list[dict[str, Any]]:
+    """`status.images` (pure): one entry per image (tags sharing a manifest are one image), its
+    names (every tag, and `repo@digest`) and sizeBytes, largest first, at most `limit`, as the
+    kubelet reports them."""
+    by_digest: dict[str, tuple[set[str], int]] = {}
+    for img in images:
+        names, _ = by_digest.setdefault(img.manifest_digest, (set(), img.size))
+        repo = img.key.rsplit(":", 1)[0] if ":" in img.key.rsplit("/", 1)[-1] else img.key
+        names |= {img.key, f"{repo}@{img.manifest_digest}"}
+    ordered = sorted(((size, sorted(names, key=lambda n: ("@" in n, n))) for names, size in by_digest.values()),
+                     key=lambda item: (-item[0], item[1][0]))
+    return [{"names": names, "sizeBytes": size} for size, names in ordered[:limit]]
+
+
 def conditions_changed(a: Sequence[NodeCondition], b: Sequence[NodeCondition]) -> bool:
     return {c.type: c.status for c in a} != {c.type: c.status for c in b}
 
@@ -166,7 +185,8 @@ class NodeAgent:
     """Registers the Node and keeps its status and Lease fresh (one instance per kubelet)."""
 
     def __init__(self, client: Client, name: str, *, node_ip: str, port: int, root_dir: Path,
-                 labels: dict[str, str] | None = None, lease_duration: int = 40) -> None:
+                 labels: dict[str, str] | None = None, lease_duration: int = 40,
+                 images: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         self.client = client
         self.name = name
         self.node_ip = node_ip
@@ -174,6 +194,7 @@ class NodeAgent:
         self.root_dir = root_dir
         self.labels = labels or {}
         self.lease_duration = lease_duration
+        self.images = images  # status.images, read at every status check
         self.node: Node | None = None
         self._last_report = 0.0
 
@@ -212,13 +233,15 @@ class NodeAgent:
             old = (current.status.conditions if current.status else None) or []
             want.status.conditions = node_conditions(read_machine(self.root_dir), old, now=api_now(),
                                                      runtime_ok=runtime_ok)
+            current_images = current.status.images if current.status else None
+            want.status.images = self.images() if self.images is not None else current_images
             due = time.monotonic() - self._last_report >= report_every
-            if not (force or due or conditions_changed(old, want.status.conditions)):
+            if not (force or due or conditions_changed(old, want.status.conditions)
+                    or (want.status.images or []) != (current_images or [])):
                 self.node = current
                 return
             fresh = current.copy_deep()
             fresh.status = want.status
-            fresh.status.images = current.status.images if current.status else None
             try:
                 self.node = await self.client.update_status(fresh)
                 self._last_report = time.monotonic()
