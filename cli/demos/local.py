@@ -94,9 +94,8 @@ class LocalCluster:
         """Plug the cable back in and start the node's kubelet again."""
         node = self.node(name)
         Fabric(self.state.prefix).reconnect(self.host(name))
-        if not daemons.running(f"agent-{name}", self.state_dir):
-            server = f"unix://{self.state_dir / 'apiserver.sock'}"
-            daemons.start(f"agent-{name}", agent_argv(server=server, node=node), self.state_dir)
+        if not daemons.running(f"agent-{name}", self.state_dir):  # it rejoins with the command `up` used
+            daemons.start(f"agent-{name}", agent_argv(node=node), self.state_dir)
 
     def server_flag(self, flag: str) -> str | None:
         """A flag the running `kubelite server` was started with (e.g. its grace periods)."""
