@@ -35,6 +35,7 @@ from runtime.container.spec import ContainerSpec, Mount
 from runtime.container.state import ContainerState, Phase
 from runtime.launcher.client import LauncherClient, LauncherError
 from runtime.launcher.init import SETUP_FAILED, process_start_time
+from runtime.launcher.logwriter import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
 
 T = TypeVar("T")
 
@@ -45,11 +46,15 @@ class ContainerError(Exception):
 
 class Runtime:
     def __init__(self, root_dir: Path | str, *, cgroup_root: Path | str = "/sys/fs/cgroup",
-                 cgroup_parent: str = "kubelite", cgroup_version: int | None = None) -> None:
+                 cgroup_parent: str = "kubelite", cgroup_version: int | None = None,
+                 log_max_size: int = DEFAULT_MAX_SIZE, log_max_files: int = DEFAULT_MAX_FILES) -> None:
+        """``log_max_size`` / ``log_max_files``: container log rotation, as the kubelet's
+        containerLogMaxSize / containerLogMaxFiles (0 turns rotation off)."""
         self.root = Path(root_dir)
         self.cgroup_root = Path(cgroup_root)
         self.cgroup_parent = cgroup_parent.strip("/")
         self.cgroup_version = cgroup_version
+        self.log_max_size, self.log_max_files = log_max_size, log_max_files
         self.launcher = LauncherClient(self.root / "launcher.sock", log_path=self.root / "launcher.log")
         self._states: dict[str, ContainerState] = {}
         self._sandboxes: dict[str, Sandbox] = {}
@@ -249,7 +254,8 @@ class Runtime:
             "mounts": [{"source": m.source, "destination": m.destination, "read_only": m.read_only}
                        for m in mounts],
             "argv": st.spec.argv, "env": st.spec.env, "cwd": st.spec.working_dir, "user": st.spec.user,
-            "log_path": st.log_path, "exit_path": str(cdir / "exit.json"), "shm": str(sb.shm_path),
+            "log_path": st.log_path, "log_max_size": self.log_max_size, "log_max_files": self.log_max_files,
+            "exit_path": str(cdir / "exit.json"), "shm": str(sb.shm_path),
         }
 
     def _record_start_failure(self, st: ContainerState, message: str) -> None:

@@ -87,7 +87,9 @@ def _serve(cfg: dict[str, Any], pid: int, init_sock: socket.socket, report: int,
     mnt_ns = _receive_mount_namespace(init_sock)
     os.write(report, f"pid {pid}\n".encode())
     os.close(report)
-    _pump(LogWriter(log_fd), {out_r: "stdout", err_r: "stderr"})
+    writer = LogWriter(log_fd, path=cfg["log_path"], max_size=int(cfg.get("log_max_size") or 0),
+                       max_files=int(cfg.get("log_max_files") or 0))
+    _pump(writer, {out_r: "stdout", err_r: "stderr"})
     _, status = os.waitpid(pid, 0)
     _write_exit(cfg["exit_path"], status)
     os.write(exit_w, b"exited\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.container import Mount, Runtime
+from runtime.launcher.logwriter import log_files, parse_line
 from tests.node.test_container_fixtures import busybox_rootfs, log_texts, run_to_exit, runtime, spec
 
 pytestmark = pytest.mark.root
@@ -99,3 +100,20 @@ async def test_pod_containers_share_dev_shm_until_the_sandbox_goes(runtime: Runt
     mountinfo = Path("/proc/self/mountinfo").read_text()
     assert not [line for line in mountinfo.splitlines() if f" {shm} " in line]
     assert not sb.dir.exists()
+
+
+async def test_container_log_rotates_by_size_keeping_max_files(runtime: Runtime, busybox_rootfs: Path) -> None:
+    runtime.log_max_size, runtime.log_max_files = 4096, 3
+    sb = await runtime.create_sandbox("kltest-pod-rotate", "rotate", hostname="rotate")
+    c = await runtime.create_container(sb, spec(busybox_rootfs, "chatty",
+                                                "i=0; while [ $i -lt 600 ]; do echo line $i; i=$((i+1)); done"))
+    await runtime.start(c.id)
+    assert await runtime.wait(c.id, timeout=20)
+    assert runtime.status(c.id).exit_code == 0
+    path = runtime.log_path(c.id)
+    files = log_files(str(path))
+    assert files == [f"{path}.2", f"{path}.1", str(path)]
+    assert all(Path(f).stat().st_size <= 4096 for f in files)
+    texts = [parse_line(line)[3] for f in files for line in Path(f).read_text().splitlines()]
+    first = int(texts[0].split()[1])
+    assert texts == [f"line {i}" for i in range(first, 600)]  # whole records, in order, newest kept
