@@ -58,6 +58,32 @@ class Kubectl:
         self("apply", "-f", "-", stdin=json.dumps(obj))
 
 
+def guest_command(share: Path, vm: str, command: str, *, timeout: float) -> str:
+    """`vagrant ssh VM -c COMMAND`, through the share (guest/exec-loop.sh runs it as root)."""
+    inbox = share / ".vmtest" / "exec" / vm
+    inbox.mkdir(parents=True, exist_ok=True)
+    script = inbox / f"{time.monotonic_ns()}.sh"
+    script.with_suffix(".tmp").write_text(command + "\n")
+    script.with_suffix(".tmp").rename(script)
+    rc_file = Path(f"{script}.rc")
+    wait_for(f"`{command}` on {vm}", lambda: rc_file.exists() and rc_file.read_text().strip(), timeout=timeout,
+             interval=1)
+    output = Path(f"{script}.out").read_text()
+    if rc_file.read_text().strip() != "0":
+        raise CheckFailed(f"`{command}` on {vm} exited {rc_file.read_text().strip()}: {output}")
+    return output
+
+
+def cli_on_control_plane_lists_ready(share: Path, workers: list[str], *, timeout: float) -> str:
+    """What the issue promises after `vagrant up`: `vagrant ssh cp -c "kubelite get nodes"` lists
+    every node Ready (the CLI on cp finds the server's admin kubeconfig by itself)."""
+    output = guest_command(share, "cp", "kubelite get nodes", timeout=timeout)
+    rows = {line.split()[0]: line.split()[1] for line in output.splitlines()[1:] if line.strip()}
+    if any(rows.get(w) != "Ready" for w in workers):
+        raise CheckFailed(f"`kubelite get nodes` on cp does not list {workers} Ready:\n{output}")
+    return output
+
+
 def ready_nodes(k: Kubectl) -> set[str]:
     ready = set()
     for node in k.json("get", "nodes")["items"]:

@@ -176,6 +176,8 @@ def _check_cluster(args: argparse.Namespace, machines: list[Machine], share: Pat
     with phase("nodes Ready"):
         checks.nodes_ready(k, workers, timeout=1200)
         print(k("get", "nodes", "-o", "wide"), end="", flush=True)
+        say('on cp, `kubelite get nodes` (as `vagrant ssh cp -c "kubelite get nodes"`):')
+        print(checks.cli_on_control_plane_lists_ready(share, workers, timeout=300), end="", flush=True)
     with phase(f"deployment of {REPLICAS} spreads over the workers"):
         pods = checks.deployment_spreads(k, workers, replicas=REPLICAS, timeout=1200)
         print(k("get", "pods", "-o", "wide", "-l", f"app={checks.WEB}"), end="", flush=True)

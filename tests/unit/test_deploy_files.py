@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-SCRIPTS = [*sorted((DEPLOY / "provision").glob("*.sh")), DEPLOY / "vmtest" / "guest" / "provision-vm.sh",
+SCRIPTS = [*sorted((DEPLOY / "provision").glob("*.sh")), *sorted((DEPLOY / "vmtest" / "guest").glob("*.sh")),
            DEPLOY / "vmtest" / "guest" / "kubelite-vmtest-boot"]
 UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
 
