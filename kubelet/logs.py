@@ -9,10 +9,12 @@ comes out whole.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,47 +82,63 @@ def select_lines(records: list[Record], opts: LogOptions, *, now: float) -> list
 
 async def follow_log(path: Path, opts: LogOptions, *, done: Callable[[], bool], now: float,
                      poll: float = 0.1) -> AsyncIterator[bytes]:
-    """The selected part of the log, then (with follow) what is appended until `done()`."""
+    """The selected part of the log, then (with follow) what is appended until `done()`.
+
+    Like the kubelet, it reads the current file only (not the rotated ones), and a follower
+    survives rotation: when the path names a new file, it drains the old one and goes on
+    from the start of the new one (the runtime never splits a record across files)."""
+    f = _open(path)
     try:
-        data = await asyncio.to_thread(path.read_bytes)
-    except FileNotFoundError:
-        data = b""
-    records, rest = parse_records(data)
-    offset = len(data) - len(rest)
-    sent = 0
-    first = render(select_lines(records, opts, now=now), timestamps=opts.timestamps)
-    if opts.limit_bytes is not None:
-        first = first[: opts.limit_bytes]
-    if first:
-        sent += len(first)
-        yield first
-    if not opts.follow:
-        return
-    while True:
-        finished = done()
-        chunk = _read_from(path, offset)
-        if chunk:
-            records, rest = parse_records(chunk)
-            offset += len(chunk) - len(rest)
-            out = render(records, timestamps=opts.timestamps)
-            if opts.limit_bytes is not None:
-                out = out[: max(0, opts.limit_bytes - sent)]
-                if not out:
-                    return
-            if out:
-                sent += len(out)
-                yield out
-            continue
-        if finished:
+        data = f.read() if f is not None else b""
+        records, pending = parse_records(data)
+        sent = 0
+        first = render(select_lines(records, opts, now=now), timestamps=opts.timestamps)
+        if opts.limit_bytes is not None:
+            first = first[: opts.limit_bytes]
+        if first:
+            sent += len(first)
+            yield first
+        if not opts.follow:
             return
-        await asyncio.sleep(poll)
+        while True:
+            finished = done()
+            chunk = f.read() if f is not None else b""
+            if not chunk and _rotated(path, f):
+                if f is not None:
+                    f.close()
+                f, pending = _open(path), b""
+                continue
+            if chunk:
+                records, pending = parse_records(pending + chunk)
+                out = render(records, timestamps=opts.timestamps)
+                if opts.limit_bytes is not None:
+                    out = out[: max(0, opts.limit_bytes - sent)]
+                    if not out:
+                        return
+                if out:
+                    sent += len(out)
+                    yield out
+                continue
+            if finished:
+                return
+            await asyncio.sleep(poll)
+    finally:
+        if f is not None:
+            f.close()
 
 
-def _read_from(path: Path, offset: int) -> bytes:
-    """What the file holds past `offset` (a small local read, kept synchronous on purpose)."""
+def _open(path: Path) -> BinaryIO | None:
+    """The log file, opened for reading (small local reads, kept synchronous on purpose)."""
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            return f.read()
+        return open(path, "rb")
     except FileNotFoundError:
-        return b""
+        return None
+
+
+def _rotated(path: Path, f: BinaryIO | None) -> bool:
+    """Whether `path` now names another file than `f` (the log was rotated, or appeared)."""
+    try:
+        current = os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+    return f is None or os.fstat(f.fileno()).st_ino != current
