@@ -13,6 +13,11 @@ def record(text: str) -> str:
     return f"2026-11-28T10:00:00.000000000Z stdout F {text}\n"
 
 
+def append(path: Path, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text)
+
+
 async def test_a_follower_goes_on_in_the_new_file_after_a_rotation(tmp_path: Path) -> None:
     log = tmp_path / "0.log"
     log.write_text(record("one"))
@@ -25,19 +30,15 @@ async def test_a_follower_goes_on_in_the_new_file_after_a_rotation(tmp_path: Pat
 
     task = asyncio.create_task(follow())
     await asyncio.sleep(0.05)
-    with open(log, "a") as f:  # appended, and a record split over two writes
-        f.write(record("two") + record("thr")[:-4])
-        f.flush()
-        await asyncio.sleep(0.05)
-        f.write(record("thr")[-4:])
+    append(log, record("two") + record("thr")[:-4])  # appended, and a record split over two writes
     await asyncio.sleep(0.05)
-    with open(log, "a") as f:  # the last record of the old file, then the writer rotates
-        f.write(record("four"))
+    append(log, record("thr")[-4:])
+    await asyncio.sleep(0.05)
+    append(log, record("four"))  # the last record of the old file, then the writer rotates
     os.rename(log, f"{log}.1")
     log.write_text(record("five"))
     await asyncio.sleep(0.05)
-    with open(log, "a") as f:
-        f.write(record("six"))
+    append(log, record("six"))
     await asyncio.sleep(0.05)
     finished = True
     await asyncio.wait_for(task, 5)
