@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import ApiServer
+from tests.support.cluster import ApiServer, Etcd
 from tests.support.http import Http
+from tests.support.secure import SecureApiServer
 
 
 @pytest.fixture
@@ -16,3 +18,12 @@ async def http(apiserver: ApiServer) -> AsyncIterator[Http]:
     h = Http(apiserver.url)
     yield h
     await h.close()
+
+
+@pytest.fixture
+async def secure(etcd: Etcd, tmp_path: Path) -> AsyncIterator[SecureApiServer]:
+    """A secured API server (TLS, authentication, authorization) with its PKI under tmp_path."""
+    server = SecureApiServer(etcd.url, tmp_path, bookmark_interval=0.5)
+    await server.start()
+    yield server
+    await server.stop()

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,20 +20,11 @@ from apiserver.auth.pki import ADMIN, CONTROLLER_MANAGER, SCHEDULER, node_identi
 from controllers.manager import run_controller_manager
 from controllers.podutil import is_active, is_ready
 from scheduler.run import run_scheduler
-from tests.conftest import Etcd
 from tests.hollow import HollowCluster
 from tests.integration.controllers_support import deployment, eventually
 from tests.support.secure import SecureApiServer
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def secure(etcd: Etcd, tmp_path: Path) -> AsyncIterator[SecureApiServer]:
-    server = SecureApiServer(etcd.url, tmp_path, bookmark_interval=0.5)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 class NodeClient(Client):

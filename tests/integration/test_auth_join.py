@@ -4,7 +4,6 @@ credential that works; a wrong hash, a wrong token or a plain request gets nothi
 from __future__ import annotations
 
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -25,16 +24,7 @@ from apiserver.auth.pki import (
     node_identity,
 )
 from apiserver.auth.tokens import ca_cert_hash, generate_join_token
-from tests.conftest import Etcd
 from tests.support.secure import SecureApiServer
-
-
-@pytest.fixture
-async def secure(etcd: Etcd, tmp_path: Path) -> AsyncIterator[SecureApiServer]:
-    server = SecureApiServer(etcd.url, tmp_path, bookmark_interval=0.5)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_join_gives_a_working_node_credential(secure: SecureApiServer, tmp_path: Path) -> None:

@@ -7,14 +7,12 @@ import asyncio
 import stat
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from apiserver.auth.kubeconfig import write_kubeconfig
 from apiserver.auth.pki import Identity, node_identity
-from tests.conftest import Etcd
 from tests.support.secure import SecureApiServer
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -43,14 +41,6 @@ spec:
   nodeName: n2
   containers: [{name: c, image: busybox}]
 """
-
-
-@pytest.fixture
-async def secure(etcd: Etcd, tmp_path: Path) -> AsyncIterator[SecureApiServer]:
-    server = SecureApiServer(etcd.url, tmp_path, bookmark_interval=0.5)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

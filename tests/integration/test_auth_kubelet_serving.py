@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,7 @@ from api import errors
 from api.client import Client
 from apiserver.auth.kubeletcert import KUBELET_SERVING_PATH, ServingCertError, ensure_kubelet_serving
 from apiserver.auth.pki import ADMIN, client_ssl_context, identity_of, make_csr, new_key, node_identity
-from tests.conftest import Etcd
 from tests.support.secure import SecureApiServer
-
-
-@pytest.fixture
-async def secure(etcd: Etcd, tmp_path: Path) -> AsyncIterator[SecureApiServer]:
-    server = SecureApiServer(etcd.url, tmp_path, bookmark_interval=0.5)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def node_ssl(secure: SecureApiServer, name: str):  # type: ignore[no-untyped-def]

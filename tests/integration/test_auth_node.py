@@ -3,8 +3,6 @@ nothing of another node's (the pod's binding is read from storage, not from the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,16 +10,7 @@ import pytest
 from api import errors
 from api.client import Client
 from apiserver.auth.pki import ADMIN, node_identity
-from tests.conftest import Etcd
 from tests.support.secure import SecureApiServer
-
-
-@pytest.fixture
-async def secure(etcd: Etcd, tmp_path: Path) -> AsyncIterator[SecureApiServer]:
-    server = SecureApiServer(etcd.url, tmp_path, bookmark_interval=0.5)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def node(name: str) -> dict[str, Any]:

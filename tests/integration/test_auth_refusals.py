@@ -5,7 +5,6 @@ resource and subresource; TLS refuses certificates from another CA or for anothe
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +13,7 @@ import pytest
 
 from api.resources import ALL, Resource
 from apiserver.auth.pki import ADMIN, CertificateAuthority, Identity, cert_pem, key_pem, new_key, node_identity
-from tests.conftest import Etcd
 from tests.support.secure import SecureApiServer
-
-
-@pytest.fixture
-async def secure(etcd: Etcd, tmp_path: Path) -> AsyncIterator[SecureApiServer]:
-    server = SecureApiServer(etcd.url, tmp_path, bookmark_interval=0.5)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def requests() -> list[tuple[str, str, dict[str, str], str, str]]:
