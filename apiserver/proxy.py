@@ -99,7 +99,7 @@ async def _stream_get(request: web.Request, url: str, params: dict[str, str],
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=None)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         try:
-            upstream = await session.get(url, params=params, ssl=kubelet_ssl if kubelet_ssl is not None else True)
+            upstream = await session.get(url, params=params, ssl=kubelet_ssl or True)
         except aiohttp.ClientError as e:
             raise errors.ServiceUnavailable(f"cannot reach the kubelet at {url}: {e}") from e
         async with upstream:
@@ -133,7 +133,7 @@ async def proxy_exec(request: web.Request, get_pod: GetPod, get_node: GetNode, *
         try:
             upstream = await session.ws_connect(f"{base}/exec/{namespace}/{name}/{container}", params=params,
                                                 protocols=(protocol,),
-                                                ssl=kubelet_ssl if kubelet_ssl is not None else True)
+                                                ssl=kubelet_ssl or True)
         except aiohttp.ClientError as e:
             raise errors.ServiceUnavailable(f"cannot reach the kubelet at {base}: {e}") from e
         await ws.prepare(request)

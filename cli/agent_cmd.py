@@ -8,13 +8,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from api.client import Client
+from cli.daemon import setup_logging, stop_on_signals
 from kubelet.kubelet import Kubelet, KubeletConfig
 
 __all__ = ["register", "run_agent"]
@@ -103,12 +102,8 @@ async def run_agent(server: str, node_name: str, *, root_dir: str | Path = "/var
 
 
 async def _main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    setup_logging(args.verbose)
+    stop = stop_on_signals()
     from apiserver.auth.join import JoinError
     from runtime.images import MirrorError, Mirrors
 

@@ -11,15 +11,12 @@ Kubernetes, so that starting a second controller-manager is safe.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
-import logging
-import signal
-import sys
 from typing import Any
 
 from api.client import Client
 from api.durations import DurationError, parse_duration
+from cli.daemon import setup_logging, stop_on_signals
 from controllers.manager import run_controller_manager
 
 __all__ = ["register", "run_controller_manager"]
@@ -62,12 +59,8 @@ def register(subparsers: Any) -> None:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    setup_logging(args.verbose)
+    stop = stop_on_signals()
     async with Client(args.server, user_agent="kubelite-controller-manager") as client:
         await run_controller_manager(client, node_monitor_grace_period=args.node_monitor_grace_period,
                                      pod_eviction_timeout=args.pod_eviction_timeout,

@@ -7,13 +7,11 @@ its own process next to the API server.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
 import sys
 from typing import Any
 
 from api.client import Client
+from cli.daemon import setup_logging, stop_on_signals
 from scheduler import run_scheduler
 from scheduler.run import LeadershipLost
 
@@ -35,15 +33,11 @@ def register(subparsers: Any) -> None:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(args.verbose)
     if args.bind_concurrency < 1:
         print("error: --bind-concurrency must be at least 1", file=sys.stderr)
         return 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     async with Client(args.server, user_agent="kubelite-scheduler") as client:
         try:
             await run_scheduler(client, stop=stop, leader_elect=args.leader_elect,

@@ -13,7 +13,6 @@ import asyncio
 import datetime as dt
 import ipaddress
 import logging
-import signal
 import socket
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from apiserver.app import ServerConfig, create_app
 from apiserver.auth.config import SecurityMaterial, ensure_security
 from apiserver.auth.pki import PKIError
 from apiserver.etcd_process import EtcdNotInstalled, EtcdProcess, EtcdStartFailed
+from cli.daemon import setup_logging, stop_on_signals
 
 log = logging.getLogger("kubelite")
 
@@ -73,12 +73,6 @@ def register(subparsers: Any) -> None:
     s.set_defaults(func=run_server)
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
 def _check_bind(address: str) -> str | None:
     try:
         if ipaddress.ip_address(address).is_loopback:
@@ -87,7 +81,8 @@ def _check_bind(address: str) -> str | None:
         if address == "localhost":
             return None
     return (f"refusing to listen on {address}: serving beyond loopback needs TLS and authentication, "
-            "which this kubelite build does not provide yet; use --bind-address 127.0.0.1")
+            "which `kubelite apiserver` does not serve; use `kubelite server` (TLS, authentication and "
+            "authorization beyond loopback) or --bind-address 127.0.0.1")
 
 
 async def _serve(config: ServerConfig, bind: str, port: int, unix_socket: Path | None) -> web.AppRunner:
@@ -105,19 +100,13 @@ async def _serve(config: ServerConfig, bind: str, port: int, unix_socket: Path |
     return runner
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-
 async def run_apiserver(args: argparse.Namespace) -> int:
-    _setup_logging(args.verbose)
+    setup_logging(args.verbose)
     if (why := _check_bind(args.bind_address)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 1
     stop = asyncio.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     runner = await _serve(ServerConfig(etcd_servers=args.etcd_servers), args.bind_address, args.port,
                           args.unix_socket)
     try:
@@ -164,7 +153,7 @@ def _host(address: str) -> str:
 
 
 async def run_server(args: argparse.Namespace) -> int:
-    _setup_logging(args.verbose)
+    setup_logging(args.verbose)
     try:
         material = _security(args)
     except (OSError, PKIError) as err:
@@ -183,7 +172,7 @@ async def run_server(args: argparse.Namespace) -> int:
         endpoint = etcd.url
         log.info("embedded etcd at %s, data in %s", endpoint, args.data_dir / "etcd")
     stop = asyncio.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     runner: web.AppRunner | None = None
     try:
         config = ServerConfig(etcd_servers=endpoint, auth=material.config if material else None)
