@@ -442,7 +442,17 @@ class ResourceHandlers:
         else:
             rv = request.query.get("resourceVersion")
             if rv in (None, ""):
-                await self.cache.wait_fresh()
+                revision = await self.registry.storage.current_revision()
+                try:
+                    await self.cache.wait_for(revision)
+                except TimeoutError:
+                    # The cache did not reach etcd's revision in time: writes outside /registry/
+                    # (another user of a shared etcd) never reach it, or its watch is stalled.
+                    # A consistent LIST is then read from etcd, as Kubernetes falls back to.
+                    log.info("watch cache at revision %d did not reach etcd's %d: listing %s from etcd",
+                             self.cache.revision, revision, r.plural)
+                    objects, more_start = await self._list_at(r, target.namespace, predicate, revision, "", limit)
+                    return self._list_response(request, r, objects, revision, more_start)
             elif rv != "0":
                 await self.cache.wait_for(int(rv))
             cache = self.cache[r.plural]
@@ -453,6 +463,10 @@ class ResourceHandlers:
                 more_start = snapshot[limit].key
                 snapshot = snapshot[:limit]
             objects = snapshot
+        return self._list_response(request, r, objects, revision, more_start)
+
+    def _list_response(self, request: web.Request, r: Resource, objects: list[CachedObject], revision: int,
+                       more_start: str | None) -> web.Response:
         cont = _encode_continue(revision, more_start) if more_start else None
         if wants_table(request.headers.get("Accept", "")):
             return json_response(table(r.plural, [o.obj for o in objects], resource_version=str(revision),
@@ -467,7 +481,8 @@ class ResourceHandlers:
 
     async def _list_at(self, r: Resource, namespace: str | None, predicate: Any, revision: int, start: str,
                        limit: int) -> tuple[list[CachedObject], str | None]:
-        """A continued list: read etcd at the first page's revision, so pages are one snapshot."""
+        """Objects read from etcd at `revision`: a continued list's (the first page's revision, so
+        pages are one snapshot), or a consistent LIST's that the cache could not serve."""
         if self.cache.revision == revision:
             objs = [o for o in self.cache[r.plural].snapshot(prefix_for(r, namespace))
                     if o.key >= start and predicate(o.obj)]

@@ -7,7 +7,18 @@ in the same run.
 The API server runs as its own process (`kubelite apiserver`, uvloop), as in production;
 etcd runs on tmpfs with the test flags from DESIGN.md. Clients run in this process, on
 uvloop too: on a two-core machine the load generator competes with the server and etcd
-for CPU, so it should cost as little as it can (the raw etcd anchor shares the loop).
+for CPU, so it should cost as little as it can. Creates therefore go through a lean
+keep-alive HTTP client (`bench/httpload.py`, like `wrk`), after 1,000 warm-up creates.
+
+Two anchors frame the create figures:
+
+- raw etcd: "absent -> put" transactions through the same aetcd client the server uses,
+  32 in flight, from this process;
+- the thinnest API server this stack allows: a separate process with one aiohttp route
+  that reads the body, takes the name out of it and makes the same etcd transaction (no
+  validation, no defaults, no watch cache), on an etcd of its own with the same flags.
+  It shows how much of the gap to raw etcd is the cost of any Python HTTP server in
+  front of aetcd on this machine, and how much is kubelite's own work.
 """
 
 from __future__ import annotations
@@ -32,6 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apiserver.etcd_process import EtcdProcess, free_port
 from apiserver.storage import Storage
+from bench import httpload
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pod(name: str, stamp: float = 0.0) -> bytes:
@@ -77,17 +91,50 @@ async def bench_raw_etcd(url: str, n: int, concurrency: int, tag: str) -> tuple[
     return result
 
 
-async def bench_creates(session: aiohttp.ClientSession, base: str, n: int, concurrency: int,
-                        tag: str) -> tuple[float, list[float]]:
-    url = f"{base}/api/v1/namespaces/default/pods"
+async def bench_creates(client: httpload.Client, n: int, concurrency: int, tag: str) -> tuple[float, list[float]]:
+    path = "/api/v1/namespaces/default/pods"
 
     async def one(i: int) -> None:
-        async with session.post(url, data=pod(f"{tag}-{i}"), headers={"Content-Type": "application/json"}) as r:
-            if r.status != 201:
-                raise RuntimeError(f"create failed: {r.status} {await r.text()}")
-            await r.read()
+        status, body = await client.request("POST", path, pod(f"{tag}-{i}"))
+        if status != 201:
+            raise RuntimeError(f"create failed: {status} {body.decode(errors='replace')}")
 
     return await run_concurrent(n, concurrency, one)
+
+
+async def serve_floor(etcd_url: str, port: int) -> None:
+    """The thinnest API server on this stack: HTTP in, one etcd transaction, the body back."""
+    from aiohttp import web
+
+    from api import jsoncodec
+
+    storage = Storage(etcd_url)
+    await storage.connect()
+
+    async def create(request: web.Request) -> web.Response:
+        body = await request.read()
+        name = jsoncodec.loads(body)["metadata"]["name"]
+        await storage.create(f"/floor/pods/default/{name}", body)
+        return web.Response(status=201, body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/api/v1/namespaces/default/pods", create)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
+async def wait_ready(session: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(100):
+        try:
+            async with session.get(url) as r:
+                if r.status in (200, 405):
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within 10 s")
 
 
 async def bench_list(session: aiohttp.ClientSession, base: str, params: dict[str, str]) -> tuple[float, int]:
@@ -98,6 +145,8 @@ async def bench_list(session: aiohttp.ClientSession, base: str, params: dict[str
         async with session.get(f"{base}/api/v1/pods", params=params) as r:
             body = await r.read()
         times.append(time.perf_counter() - t)
+        if r.status != 200:
+            raise RuntimeError(f"LIST failed: {r.status} {body[:300]!r}")
         count = len(json.loads(body)["items"])
     return statistics.median(times), count
 
@@ -150,32 +199,38 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kltest-bench-api-", dir="/dev/shm"))
     etcd = EtcdProcess(tmp / "etcd", fast=True)
     etcd.start()
-    port = free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "kubelite"), "apiserver",
+    floor_etcd = EtcdProcess(tmp / "floor-etcd", fast=True)
+    floor_etcd.start()
+    port, floor_port = free_port(), free_port()
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "apiserver",  # this tree's kubelite
                                "--etcd-servers", etcd.url, "--port", str(port)],
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+                              stderr=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+    floor = subprocess.Popen([sys.executable, __file__, "--serve-floor", floor_etcd.url, str(floor_port)],
+                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     rows: list[tuple[str, str, str]] = []
+    client = httpload.Client(base)
+    floor_client = httpload.Client(f"http://127.0.0.1:{floor_port}")
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            for _ in range(100):
-                try:
-                    async with session.get(f"{base}/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+            await wait_ready(session, f"{base}/readyz")
+            await wait_ready(session, f"http://127.0.0.1:{floor_port}/api/v1/namespaces/default/pods")
+            await bench_creates(client, 1000, 32, "warm")
+            await bench_creates(floor_client, 1000, 32, "warm")
             for conc, n in ((1, args.creates // 4), (32, args.creates)):
                 raw_rate, raw_lat = await bench_raw_etcd(etcd.url, n, conc, f"c{conc}")
-                rate, lat = await bench_creates(session, base, n, conc, f"c{conc}")
+                rate, lat = await bench_creates(client, n, conc, f"c{conc}")
                 rows.append((f"creates/s, {conc} client(s)", f"{rate:,.0f}/s", f"raw etcd txn {raw_rate:,.0f}/s "
                              f"({rate / raw_rate:.0%})"))
                 rows.append((f"create latency p50 / p99, {conc} client(s)",
                              f"{pct(lat, .5) * 1e3:.1f} / {pct(lat, .99) * 1e3:.1f} ms",
                              f"raw etcd {pct(raw_lat, .5) * 1e3:.1f} / {pct(raw_lat, .99) * 1e3:.1f} ms"))
-            existing = args.creates + args.creates // 4
-            await bench_creates(session, base, max(0, args.pods - existing), 32, "fill")
+            floor_rate, floor_lat = await bench_creates(floor_client, args.creates, 32, "c32")
+            rows.append(("thinnest aiohttp+aetcd server, 32 clients", f"{floor_rate:,.0f}/s",
+                         f"{floor_rate / raw_rate:.0%} of raw etcd; p50 / p99 {pct(floor_lat, .5) * 1e3:.1f} / "
+                         f"{pct(floor_lat, .99) * 1e3:.1f} ms; kubelite at {rate / floor_rate:.0%} of it"))
+            existing = 1000 + args.creates + args.creates // 4
+            await bench_creates(client, max(0, args.pods - existing), 32, "fill")
             raw_range = await bench_raw_range(etcd.url)
             t_list, count = await bench_list(session, base, {})
             t_list0, _ = await bench_list(session, base, {"resourceVersion": "0"})
@@ -187,9 +242,13 @@ async def main(args: argparse.Namespace) -> None:
                          f"{pct(lat, .5) * 1e3:.1f} / {pct(lat, .99) * 1e3:.1f} ms",
                          f"{len(lat):,} deliveries"))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait()
+        client.close()
+        floor_client.close()
+        for proc in (server, floor):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
         etcd.stop()
+        floor_etcd.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'kubelite':>18}  anchor (same run)")
@@ -199,8 +258,13 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--creates", type=int, default=4000, help="creates at 32 clients (a quarter at 1)")
+    parser.add_argument("--creates", type=int, default=8000, help="creates at 32 clients (a quarter at 1)")
     parser.add_argument("--pods", type=int, default=10000, help="pods present for the LIST measurement")
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--events", type=int, default=50)
-    uvloop.run(main(parser.parse_args()))
+    parser.add_argument("--serve-floor", nargs=2, metavar=("ETCD_URL", "PORT"), help=argparse.SUPPRESS)
+    parsed = parser.parse_args()
+    if parsed.serve_floor:
+        uvloop.run(serve_floor(parsed.serve_floor[0], int(parsed.serve_floor[1])))
+    else:
+        uvloop.run(main(parsed))

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from api.durations import DurationError, parse_duration
-from apiserver.app import ServerConfig, create_app
+from apiserver.app import ServerConfig, create_app, tune_gc
 from apiserver.auth.config import SecurityMaterial, ensure_security
 from apiserver.auth.pki import PKIError
 from apiserver.etcd_process import EtcdNotInstalled, EtcdProcess, EtcdStartFailed
@@ -97,6 +97,7 @@ async def _serve(config: ServerConfig, bind: str, port: int, unix_socket: Path |
         await web.UnixSite(runner, str(unix_socket)).start()
         unix_socket.chmod(0o600)  # root only: the socket is as powerful as the admin credential
         log.info("API server listening on unix://%s", unix_socket)
+    tune_gc()
     return runner
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apiserver.app import STORAGE
 from tests.support.http import deployment, pod
 
 PODS = "/api/v1/namespaces/default/pods"
@@ -146,3 +147,19 @@ async def test_tables_can_include_whole_objects(http):
     code, table = await http.get(PODS, params={"includeObject": "Object"}, headers={"Accept": TABLE})
     assert code == 200
     assert table["rows"][0]["object"]["kind"] == "Pod" and table["rows"][0]["object"]["spec"]["containers"]
+
+
+async def test_consistent_list_answers_after_writes_outside_the_registry(http, apiserver):
+    """An etcd shared with another user: its writes move etcd's revision, but never reach
+    the watch cache (it watches /registry/). A consistent LIST then reads etcd instead of
+    waiting for the cache forever, and its pages still form one snapshot."""
+    await http.post(PODS, pod("a"))
+    await http.post(PODS, pod("b"))
+    foreign = await apiserver.app[STORAGE].create("/kltest-other-app/key", b"not kubelite's")
+    code, first = await http.get(PODS, params={"limit": "1"})
+    assert code == 200, first
+    assert int(first["metadata"]["resourceVersion"]) >= foreign
+    await http.post(PODS, pod("c"))  # after the snapshot: not in its pages
+    code, rest = await http.get(PODS, params={"limit": "1", "continue": first["metadata"]["continue"]})
+    assert code == 200, rest
+    assert [p["metadata"]["name"] for p in first["items"] + rest["items"]] == ["a", "b"]
