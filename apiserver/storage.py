@@ -16,14 +16,12 @@ transaction, so this module speaks the raw gRPC messages through aetcd's stubs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aetcd
-import aetcd.exceptions
 from aetcd import rpc
 
 log = logging.getLogger(__name__)
@@ -223,32 +221,42 @@ class Storage:
 
         Raises Compacted if etcd no longer has `start_revision`, Unavailable if the
         stream breaks; the caller decides whether to resume (from last revision + 1).
+
+        One etcd Watch stream per call, spoken directly: aetcd's watcher hands each event
+        through a lock, a callback and a queue, which cost the API server ~40 us of CPU per
+        event on top of gRPC's own ~50 us (every create is an event the server receives).
         """
         await self._client.connect()
         pfx = prefix.encode()
+        create = rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
+            key=pfx, range_end=_range_end(pfx), start_revision=start_revision, prev_kv=prev_kv))
+        finished = asyncio.Event()
+
+        async def requests() -> AsyncIterator[Any]:
+            yield create
+            await finished.wait()  # the request side stays open for as long as we watch
+
+        call = rpc.WatchStub(self._client.channel).Watch(requests())
         try:
-            watch = await self._client.watch(pfx, range_end=_range_end(pfx),
-                                             start_revision=start_revision, prev_kv=prev_kv)
-        except aetcd.exceptions.RevisionCompactedError as err:
-            raise Compacted(start_revision, err.compacted_revision) from err
-        except aetcd.exceptions.ClientError as err:
-            raise Unavailable(f"etcd watch on {self.endpoint} failed: {err}") from err
-        try:
-            async for ev in watch:
-                kv = ev.kv
-                deleted = ev.kind == "DELETE"
-                yield WatchEvent(
-                    key=kv.key.decode(),
-                    revision=int(kv.mod_revision),
-                    created=not deleted and kv.create_revision == kv.mod_revision,
-                    deleted=deleted,
-                    value=b"" if deleted else kv.value,
-                    prev_value=ev.prev_kv.value if ev.prev_kv is not None else None,
-                )
-        except aetcd.exceptions.RevisionCompactedError as err:
-            raise Compacted(start_revision, err.compacted_revision) from err
-        except aetcd.exceptions.ClientError as err:
-            raise Unavailable(f"etcd watch on {self.endpoint} broke: {err}") from err
+            async for resp in call:
+                if resp.compact_revision:
+                    raise Compacted(start_revision, int(resp.compact_revision))
+                if resp.canceled:
+                    raise Unavailable(f"etcd cancelled the watch on {prefix}: {resp.cancel_reason}")
+                for ev in resp.events:
+                    kv = ev.kv
+                    deleted = ev.type == rpc.Event.DELETE
+                    yield WatchEvent(
+                        key=kv.key.decode(),
+                        revision=int(kv.mod_revision),
+                        created=not deleted and kv.create_revision == kv.mod_revision,
+                        deleted=deleted,
+                        value=b"" if deleted else kv.value,
+                        prev_value=ev.prev_kv.value if ev.HasField("prev_kv") else None,
+                    )
+            raise Unavailable(f"etcd at {self.endpoint} ended the watch on {prefix}")
+        except rpc.AioRpcError as err:
+            raise Unavailable(f"etcd watch on {self.endpoint} broke: {err.details()}") from err
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(watch.cancel())
+            finished.set()
+            call.cancel()
