@@ -6,7 +6,7 @@ the client (which raises them from `Status` replies).
     ├── Unauthorized (401)      ├── MethodNotAllowed (405) ├── RequestEntityTooLarge (413)
     ├── Forbidden (403)         ├── AlreadyExists (409)  ├── UnsupportedMediaType (415)
     ├── Conflict (409)          ├── Invalid (422)        ├── TooManyRequests (429)
-    └── InternalError (500)     └── ServiceUnavailable (503)
+    ├── InternalError (500)     ├── ServiceUnavailable (503) └── Timeout (504)
 """
 
 from __future__ import annotations
@@ -135,10 +135,15 @@ class ServiceUnavailable(ApiError):
     reason = "ServiceUnavailable"
 
 
+class Timeout(ApiError):
+    code = 504
+    reason = "Timeout"
+
+
 _ALL: tuple[type[ApiError], ...] = (
     BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, AlreadyExists, Conflict, Gone,
     RequestEntityTooLarge, UnsupportedMediaType, Invalid, TooManyRequests, InternalError,
-    ServiceUnavailable,
+    ServiceUnavailable, Timeout,
 )
 _BY_REASON: dict[str, type[ApiError]] = {c.reason: c for c in _ALL}
 _BY_REASON["Gone"] = Gone

@@ -20,7 +20,7 @@ import yaml
 from aiohttp import web
 
 from api import errors, jsoncodec
-from api.meta import DeleteOptions
+from api.meta import DeleteOptions, StatusCause
 from api.resources import ALL, NAMESPACES, NODES, PODS, Resource
 from api.selectors import (
     FieldSelector,
@@ -442,19 +442,13 @@ class ResourceHandlers:
         else:
             rv = request.query.get("resourceVersion")
             if rv in (None, ""):
-                revision = await self.registry.storage.current_revision()
-                try:
-                    await self.cache.wait_for(revision)
+                try:  # a consistent read: the cache must first reach etcd's current revision
+                    await self.cache.wait_fresh()
                 except TimeoutError:
-                    # The cache did not reach etcd's revision in time: writes outside /registry/
-                    # (another user of a shared etcd) never reach it, or its watch is stalled.
-                    # A consistent LIST is then read from etcd, as Kubernetes falls back to.
-                    log.info("watch cache at revision %d did not reach etcd's %d: listing %s from etcd",
-                             self.cache.revision, revision, r.plural)
-                    objects, more_start = await self._list_at(r, target.namespace, predicate, revision, "", limit)
-                    return self._list_response(request, r, objects, revision, more_start)
+                    raise errors.Timeout("the watch cache has not caught up with etcd within 3 s; try again",
+                                         retry_after_seconds=1) from None
             elif rv != "0":
-                await self.cache.wait_for(int(rv))
+                await self._wait_for_revision(int(rv))
             cache = self.cache[r.plural]
             revision = self.cache.revision
             snapshot = [o for o in cache.snapshot(prefix_for(r, target.namespace)) if predicate(o.obj)]
@@ -464,6 +458,17 @@ class ResourceHandlers:
                 snapshot = snapshot[:limit]
             objects = snapshot
         return self._list_response(request, r, objects, revision, more_start)
+
+    async def _wait_for_revision(self, revision: int) -> None:
+        """Wait for the cache to reach a resourceVersion the client asked for; a revision it
+        does not reach in 3 s (etcd has not got there) is Kubernetes' 504 "Too large"."""
+        try:
+            await self.cache.wait_for(revision)
+        except TimeoutError:
+            raise errors.Timeout(f"Too large resource version: {revision}, current: {self.cache.revision}",
+                                 causes=[StatusCause(reason="ResourceVersionTooLarge",
+                                                     message="Too large resource version")],
+                                 retry_after_seconds=1) from None
 
     def _list_response(self, request: web.Request, r: Resource, objects: list[CachedObject], revision: int,
                        more_start: str | None) -> web.Response:
@@ -481,8 +486,7 @@ class ResourceHandlers:
 
     async def _list_at(self, r: Resource, namespace: str | None, predicate: Any, revision: int, start: str,
                        limit: int) -> tuple[list[CachedObject], str | None]:
-        """Objects read from etcd at `revision`: a continued list's (the first page's revision, so
-        pages are one snapshot), or a consistent LIST's that the cache could not serve."""
+        """A continued list: read etcd at the first page's revision, so pages are one snapshot."""
         if self.cache.revision == revision:
             objs = [o for o in self.cache[r.plural].snapshot(prefix_for(r, namespace))
                     if o.key >= start and predicate(o.obj)]
@@ -530,7 +534,7 @@ class ResourceHandlers:
             initial = True
         else:
             since = int(rv)
-            await self.cache.wait_for(since, timeout=5)
+            await self._wait_for_revision(since)
         resp = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
         try:
             watcher = cache.watch(predicate, since=None if initial else since, initial=initial)

@@ -30,11 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from api import jsoncodec
-from apiserver.storage import REGISTRY, Compacted, Storage, Unavailable, WatchEvent
+from apiserver.storage import REGISTRY, Compacted, Storage, StorageError, Unavailable, WatchEvent
 
 log = logging.getLogger(__name__)
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+# How long a revision etcd has already reached may take to arrive through the watch before
+# the cache asks etcd whether anything under /registry/ changed at all (`_unchanged_until`).
+_EVENTS_EXPECTED_WITHIN = 0.1
 Predicate = Callable[[dict[str, Any]], bool]
 
 
@@ -264,6 +267,8 @@ class WatchCache:
                 # The cache holds every object's previous state, so etcd need not send it.
                 async for ev in self.storage.watch(REGISTRY, start_revision=self.revision + 1, prev_kv=False):
                     backoff = 0.05
+                    if ev.revision <= self.revision:
+                        continue  # behind a revision `_unchanged_until` proved: a net no-op (see there)
                     resource = ev.key[len(REGISTRY):].split("/", 1)[0]
                     cache = self.caches.get(resource)
                     if cache is not None:
@@ -281,11 +286,47 @@ class WatchCache:
                 backoff = min(backoff * 2, 2.0)
 
     async def wait_for(self, revision: int, *, timeout: float = 3.0) -> None:
-        """Wait until the cache has applied every event up to `revision`."""
+        """Wait until the cache has applied every event up to `revision`.
+
+        Raises TimeoutError if it has not within `timeout` seconds."""
         if self.revision >= revision:
             return
+        try:  # the usual case: the events are on their way
+            await self._wait_until(revision, _EVENTS_EXPECTED_WITHIN)
+            return
+        except TimeoutError:
+            pass
+        if await self._unchanged_until(revision):
+            # No await between the proof and this: no event may be applied in between.
+            self.revision = max(self.revision, revision)
+            async with self._changed:
+                self._changed.notify_all()
+            return
+        await self._wait_until(revision, timeout)
+
+    async def _wait_until(self, revision: int, timeout: float) -> None:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: self.revision >= revision), timeout)
+
+    async def _unchanged_until(self, revision: int) -> bool:
+        """Whether nothing under /registry/ changed between the cache's revision and
+        `revision`, so that the cache already is etcd's state at `revision`.
+
+        etcd's revision counts every write, including those of another user of a shared
+        etcd, which the watch on /registry/ never delivers: waiting for an event at such a
+        revision would never end. Two counts at `revision` prove that nothing of ours
+        changed: no key under /registry/ was modified after the cache's revision, and as
+        many keys exist as the cache holds (so none was deleted either). The only changes
+        this cannot see are keys created and deleted again in between, which leave the state
+        as it was; their events, if they arrive later, are skipped by `run()`.
+        """
+        known = self.revision
+        held = sum(len(c.objects) for c in self.caches.values())
+        try:
+            total, modified = await self.storage.count(REGISTRY, revision=revision, modified_after=known)
+        except StorageError:  # `revision` is in etcd's future, or compacted, or etcd is away
+            return False
+        return modified == 0 and total == held and self.revision == known
 
     async def wait_fresh(self, *, timeout: float = 3.0) -> int:
         """Make the cache at least as fresh as etcd is now; returns that revision."""

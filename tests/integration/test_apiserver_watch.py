@@ -4,6 +4,7 @@ and every event across an API server restart and an etcd restart."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -154,3 +155,30 @@ async def test_periodic_compaction_bounds_history(etcd):
     finally:
         await h.close()
         await server.stop()
+
+
+async def test_watch_from_a_revision_reached_by_writes_outside_the_registry(http, apiserver):
+    """A resourceVersion etcd reached through another user's writes (a shared etcd) is
+    current for kubelite: a watch from it starts at once, not after waiting in vain for an
+    event at that revision, and sees what follows."""
+    await http.post(PODS, pod("a"))
+    foreign = await apiserver.app[STORAGE].create("/kltest-other-app/key", b"not kubelite's")
+    started = time.monotonic()
+    code, body = await http.get(PODS, params={"watch": "true", "resourceVersion": str(foreign),
+                                              "timeoutSeconds": "1"})
+    assert code == 200 and body == ""  # an empty stream that ended after its 1 s
+    assert time.monotonic() - started < 2.5
+    async with WatchStream(apiserver.url, PODS, resourceVersion=str(foreign)) as w:
+        await http.post(PODS, pod("b"))
+        await w.wait_for(lambda s: len(changes(s)) == 1)
+    assert changes(w) == [("ADDED", "b")]
+
+
+async def test_watch_and_list_from_a_future_revision_get_504_too_large(http, apiserver):
+    storage = apiserver.app[STORAGE]
+    future = str(await storage.current_revision() + 1000)
+    for params in ({"watch": "true", "resourceVersion": future}, {"resourceVersion": future}):
+        code, status = await http.get(PODS, params=params)
+        assert code == 504, status
+        assert status["reason"] == "Timeout" and "Too large resource version" in status["message"]
+        assert status["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
