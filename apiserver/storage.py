@@ -140,15 +140,18 @@ class Storage:
         kv = resp.kvs[0]
         return KV(key, kv.value, kv.mod_revision, kv.create_revision)
 
-    async def count(self, prefix: str, *, revision: int, modified_after: int) -> tuple[int, int]:
-        """How many keys exist under `prefix` at `revision`, and how many of those were last
-        modified after `modified_after`. (etcd filters by mod revision only the keys it
-        returns, never its count: the second figure needs the keys, so only they are sent.)"""
+    async def changed_since(self, prefix: str, *, revision: int, since: int) -> tuple[int, bool]:
+        """At `revision`: how many keys exist under `prefix`, and whether any of them was
+        last modified after `since`.
+
+        etcd filters by mod revision only the keys it returns, never the count, so the
+        second answer needs a key; `limit=1` keeps it to one (etcd filters before it cuts).
+        """
         pfx = prefix.encode()
         req = rpc.RangeRequest(key=pfx, range_end=_range_end(pfx), revision=revision, keys_only=True,
-                               min_mod_revision=modified_after + 1)
+                               min_mod_revision=since + 1, limit=1)
         resp = await self._call("Range", req)
-        return int(resp.count), len(resp.kvs)
+        return int(resp.count), bool(resp.kvs)
 
     async def list(
         self, prefix: str, *, start: str | None = None, limit: int = 0, revision: int = 0

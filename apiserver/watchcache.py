@@ -323,10 +323,10 @@ class WatchCache:
         known = self.revision
         held = sum(len(c.objects) for c in self.caches.values())
         try:
-            total, modified = await self.storage.count(REGISTRY, revision=revision, modified_after=known)
+            total, modified = await self.storage.changed_since(REGISTRY, revision=revision, since=known)
         except StorageError:  # `revision` is in etcd's future, or compacted, or etcd is away
             return False
-        return modified == 0 and total == held and self.revision == known
+        return not modified and total == held and self.revision == known
 
     async def wait_fresh(self, *, timeout: float = 3.0) -> int:
         """Make the cache at least as fresh as etcd is now; returns that revision."""
