@@ -233,6 +233,8 @@ class WatchCache:
         self.storage = storage
         self.caches = {r: ResourceCache(r, window=window) for r in resources}
         self.revision = 0
+        # The latest revision `_unchanged_until` proved the cache to be at without its events.
+        self._proved = 0
         self._changed = asyncio.Condition()
         self.ready = asyncio.Event()
 
@@ -267,8 +269,8 @@ class WatchCache:
                 # The cache holds every object's previous state, so etcd need not send it.
                 async for ev in self.storage.watch(REGISTRY, start_revision=self.revision + 1, prev_kv=False):
                     backoff = 0.05
-                    if ev.revision <= self.revision:
-                        continue  # behind a revision `_unchanged_until` proved: a net no-op (see there)
+                    if ev.revision <= self._proved:
+                        continue  # at or before a revision `_unchanged_until` proved: a net no-op
                     resource = ev.key[len(REGISTRY):].split("/", 1)[0]
                     cache = self.caches.get(resource)
                     if cache is not None:
@@ -298,6 +300,7 @@ class WatchCache:
             pass
         if await self._unchanged_until(revision):
             # No await between the proof and this: no event may be applied in between.
+            self._proved = max(self._proved, revision)
             self.revision = max(self.revision, revision)
             async with self._changed:
                 self._changed.notify_all()
@@ -314,7 +317,7 @@ class WatchCache:
 
         etcd's revision counts every write, including those of another user of a shared
         etcd, which the watch on /registry/ never delivers: waiting for an event at such a
-        revision would never end. Two counts at `revision` prove that nothing of ours
+        revision would never end. One small range at `revision` proves that nothing of ours
         changed: no key under /registry/ was modified after the cache's revision, and as
         many keys exist as the cache holds (so none was deleted either). The only changes
         this cannot see are keys created and deleted again in between, which leave the state
