@@ -12,16 +12,25 @@ from api.meta import LabelSelector, ListMeta, ObjectMeta
 
 
 class RollingUpdateDeployment(KubeModel):
+    """How fast a rolling update goes: pods above (`maxSurge`) and below (`maxUnavailable`) the
+    desired count, as a number or a percentage."""
+
     max_unavailable: IntOrString | None = None
     max_surge: IntOrString | None = None
 
 
 class DeploymentStrategy(KubeModel):
+    """How a Deployment replaces old pods with new ones: `RollingUpdate` (gradually) or
+    `Recreate` (all at once)."""
+
     type: str | None = None
     rolling_update: RollingUpdateDeployment | None = None
 
 
 class DeploymentSpec(KubeModel):
+    """The desired state: how many replicas of which pod template, found by which selector, and
+    how to roll out changes."""
+
     replicas: int | None = None
     selector: LabelSelector
     template: PodTemplateSpec
@@ -60,6 +69,9 @@ class DeploymentStatus(KubeModel):
 
 
 class Deployment(KubeModel):
+    """Declares a replicated application; its controller keeps one ReplicaSet per pod template
+    and rolls between them."""
+
     api_version: Literal["apps/v1"] = "apps/v1"
     kind: Literal["Deployment"] = "Deployment"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -75,6 +87,9 @@ class DeploymentList(KubeModel):
 
 
 class ReplicaSetSpec(KubeModel):
+    """How many pods matching the selector should exist, and the template to create missing
+    ones from."""
+
     replicas: int | None = None
     min_ready_seconds: int | None = None
     selector: LabelSelector
@@ -100,6 +115,9 @@ class ReplicaSetStatus(KubeModel):
 
 
 class ReplicaSet(KubeModel):
+    """Keeps a number of identical pods running: creates pods when too few match its selector,
+    deletes when too many."""
+
     api_version: Literal["apps/v1"] = "apps/v1"
     kind: Literal["ReplicaSet"] = "ReplicaSet"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)

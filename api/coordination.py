@@ -11,6 +11,8 @@ from api.meta import ListMeta, ObjectMeta
 
 
 class LeaseSpec(KubeModel):
+    """Who holds the lease and until when it is valid unless renewed."""
+
     holder_identity: str | None = None
     lease_duration_seconds: int | None = None
     acquire_time: MicroTime | None = None
@@ -21,6 +23,9 @@ class LeaseSpec(KubeModel):
 
 
 class Lease(KubeModel):
+    """A lock with an expiry: nodes renew theirs as a heartbeat; the scheduler and controllers
+    elect a leader with one."""
+
     api_version: Literal["coordination.k8s.io/v1"] = "coordination.k8s.io/v1"
     kind: Literal["Lease"] = "Lease"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)

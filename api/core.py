@@ -49,6 +49,8 @@ class EnvVar(KubeModel):
 
 
 class ContainerPort(KubeModel):
+    """A port the container listens on; `hostPort` also opens it on the node's address."""
+
     name: str | None = None
     host_port: int | None = None
     container_port: int
@@ -57,12 +59,17 @@ class ContainerPort(KubeModel):
 
 
 class ResourceRequirements(KubeModel):
+    """CPU and memory: `requests` are what the scheduler reserves on a node, `limits` what the
+    kernel enforces (cgroups)."""
+
     limits: dict[str, Quantity] | None = None
     requests: dict[str, Quantity] | None = None
     claims: list[Mapping] | None = None
 
 
 class VolumeMount(KubeModel):
+    """Where a pod volume appears inside this container's filesystem."""
+
     name: str
     mount_path: str
     read_only: bool | None = None
@@ -95,6 +102,9 @@ class TCPSocketAction(KubeModel):
 
 
 class Probe(KubeModel):
+    """A check the kubelet runs against a container: an HTTP GET, a TCP connect or a command,
+    every `periodSeconds`."""
+
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
@@ -108,6 +118,9 @@ class Probe(KubeModel):
 
 
 class Container(KubeModel):
+    """One process tree in its own filesystem (an image), started by the kubelet inside the
+    pod's shared network."""
+
     name: str
     image: str | None = None
     command: list[str] | None = None
@@ -148,6 +161,8 @@ class HostPathVolumeSource(KubeModel):
 
 
 class Volume(KubeModel):
+    """Storage a pod's containers can mount: a fresh `emptyDir` or a `hostPath` of the node."""
+
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
     host_path: HostPathVolumeSource | None = None
@@ -167,6 +182,8 @@ class Volume(KubeModel):
 
 
 class Toleration(KubeModel):
+    """Lets a pod be scheduled onto (or stay on) a node despite a matching taint."""
+
     key: str | None = None
     operator: str | None = None
     value: str | None = None
@@ -213,6 +230,9 @@ class LocalObjectReference(KubeModel):
 
 
 class PodSpec(KubeModel):
+    """What a pod should run: its containers, their volumes, restart policy, and scheduling
+    constraints."""
+
     containers: list[Container]
     init_containers: list[Container] | None = None
     ephemeral_containers: list[Mapping] | None = None
@@ -307,6 +327,9 @@ class PodIP(KubeModel):
 
 
 class PodStatus(KubeModel):
+    """What the kubelet last observed of the pod: its phase, conditions, IPs and each
+    container's state."""
+
     phase: str | None = None
     conditions: list[PodCondition] | None = None
     message: str | None = None
@@ -329,6 +352,9 @@ class PodStatus(KubeModel):
 
 
 class Pod(KubeModel):
+    """The unit Kubernetes schedules: one or more containers sharing a network namespace and
+    volumes, placed on one node."""
+
     api_version: Literal["v1"] = "v1"
     kind: Literal["Pod"] = "Pod"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -337,6 +363,8 @@ class Pod(KubeModel):
 
 
 class PodTemplateSpec(KubeModel):
+    """The pod a Deployment or ReplicaSet stamps out: its labels must match the owner's selector."""
+
     metadata: ObjectMeta | None = None
     spec: PodSpec
 
@@ -386,6 +414,9 @@ class NamespaceStatus(KubeModel):
 
 
 class Namespace(KubeModel):
+    """A scope for names: objects in different namespaces may share a name; deleting one
+    deletes its content."""
+
     api_version: Literal["v1"] = "v1"
     kind: Literal["Namespace"] = "Namespace"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -404,6 +435,9 @@ class NamespaceList(KubeModel):
 
 
 class Taint(KubeModel):
+    """Repels pods from a node unless they tolerate it (`NoSchedule`, `PreferNoSchedule`,
+    `NoExecute`)."""
+
     key: str
     value: str | None = None
     effect: str
@@ -411,6 +445,8 @@ class Taint(KubeModel):
 
 
 class NodeSpec(KubeModel):
+    """How the cluster may use a node: its pod address range, taints, and whether it is cordoned."""
+
     pod_cidr: str | None = Field(default=None, alias="podCIDR")
     pod_cidrs: list[str] | None = Field(default=None, alias="podCIDRs")
     provider_id: str | None = Field(default=None, alias="providerID")
@@ -454,6 +490,9 @@ class NodeSystemInfo(KubeModel):
 
 
 class NodeStatus(KubeModel):
+    """What the node's kubelet reports: capacity, allocatable resources, conditions such as
+    Ready, addresses, images."""
+
     capacity: dict[str, Quantity] | None = None
     allocatable: dict[str, Quantity] | None = None
     phase: str | None = None
@@ -471,6 +510,8 @@ class NodeStatus(KubeModel):
 
 
 class Node(KubeModel):
+    """A machine that runs pods, registered and kept current by its kubelet."""
+
     api_version: Literal["v1"] = "v1"
     kind: Literal["Node"] = "Node"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
@@ -494,6 +535,9 @@ class EventSource(KubeModel):
 
 
 class Event(KubeModel):
+    """A record of something that happened to an object (`Scheduled`, `Pulled`, `Started`,
+    `BackOff`...), shown by describe."""
+
     api_version: Literal["v1"] = "v1"
     kind: Literal["Event"] = "Event"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)

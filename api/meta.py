@@ -10,6 +10,9 @@ from api.base import KubeModel, Time
 
 
 class OwnerReference(KubeModel):
+    """Names the object that owns this one; the garbage collector deletes dependents when their
+    owner is gone."""
+
     api_version: str
     kind: str
     name: str
@@ -29,6 +32,9 @@ class ManagedFieldsEntry(KubeModel):
 
 
 class ObjectMeta(KubeModel):
+    """What every object has: name, namespace, labels, annotations, and the fields the server
+    sets (uid, resourceVersion...)."""
+
     name: str | None = None
     generate_name: str | None = None
     namespace: str | None = None
@@ -66,6 +72,8 @@ class LabelSelectorRequirement(KubeModel):
 
 
 class LabelSelector(KubeModel):
+    """Chooses objects by labels: all `matchLabels` must equal, all `matchExpressions` must hold."""
+
     match_labels: dict[str, str] | None = None
     match_expressions: list[LabelSelectorRequirement] | None = None
 

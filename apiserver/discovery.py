@@ -2,13 +2,20 @@
 
 `/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}` in the plain (unaggregated) forms,
 which kubectl accepts when it does not get aggregated discovery, and `/openapi/v3` with
-one document per group version whose operations carry `x-kubernetes-group-version-kind`
-and a `fieldValidation` parameter: enough for `kubectl create/apply` to validate.
+one document per group version: operations that carry `x-kubernetes-group-version-kind`
+and a `fieldValidation` parameter (what `kubectl create/apply` look for before validating
+on the server), and the schemas of the kinds, generated from the pydantic models, which
+`kubectl explain` walks.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from typing import Any
+
+from pydantic.json_schema import models_json_schema
 
 from api.resources import Resource, group_versions
 
@@ -79,15 +86,23 @@ def _openapi_path(api_version: str) -> str:
 
 
 def openapi_root() -> dict[str, Any]:
+    """Where each group version's document is; the hash changes with the document, so that
+    kubectl's cache of it (keyed by that URL) never serves an old one."""
     return {"paths": {
-        _openapi_path(gv): {"serverRelativeURL": f"/openapi/v3/{_openapi_path(gv)}?hash=kubelite"}
+        _openapi_path(gv): {"serverRelativeURL": f"/openapi/v3/{_openapi_path(gv)}?hash={_hash(gv)}"}
         for gv in group_versions()
     }}
 
 
+@functools.cache
+def _hash(api_version: str) -> str:
+    doc = openapi_document(_openapi_path(api_version))
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16].upper()
+
+
+@functools.cache
 def openapi_document(path: str) -> dict[str, Any] | None:
-    """An OpenAPI v3 document for one group version, without schemas: kubectl needs the
-    operations' group-version-kind and the fieldValidation parameter."""
+    """The OpenAPI v3 document of one group version (cached: the models do not change)."""
     for api_version, resources in group_versions().items():
         if _openapi_path(api_version) != path:
             continue
@@ -109,5 +124,52 @@ def openapi_document(path: str) -> dict[str, Any] | None:
                 "delete": {**op, "operationId": f"delete{r.kind}", "x-kubernetes-action": "delete"},
             }
         return {"openapi": "3.0.0", "info": {"title": "kubelite", "version": "v1.36.0"}, "paths": paths,
-                "components": {"schemas": {}}}
+                "components": {"schemas": _schemas(group, version, resources)}}
     return None
+
+
+_REF = "#/components/schemas/{model}"
+_INT_OR_STRING = "IntOrString"  # a port or a percentage: 8080, "http", 1, "25%"
+
+
+def _schemas(group: str, version: str, resources: list[Resource]) -> dict[str, Any]:
+    """The kinds' schemas and every schema they refer to, by model name; each kind's carries
+    `x-kubernetes-group-version-kind`, which is how `kubectl explain` finds it."""
+    refs, defs = models_json_schema([(r.model, "validation") for r in resources], by_alias=True,
+                                    ref_template=_REF)
+    schemas = {name: _openapi_schema(schema) for name, schema in defs["$defs"].items()}
+    schemas[_INT_OR_STRING] = {"type": "string", "format": "int-or-string"}
+    for r in resources:
+        name = refs[(r.model, "validation")]["$ref"].rsplit("/", 1)[-1]
+        schemas[name]["x-kubernetes-group-version-kind"] = [{"group": group, "version": version, "kind": r.kind}]
+    return schemas
+
+
+def _openapi_schema(schema: Any) -> Any:
+    """pydantic's JSON Schema in the shapes OpenAPI and kubectl expect: an optional field is
+    its type (not `anyOf` with null), a value that may be a number or a string refers to
+    `IntOrString` as in Kubernetes' documents, a model's `extra="allow"` (how kubelite
+    notices unknown fields) is not advertised as a map, and a description (the model's
+    docstring) is one paragraph that kubectl wraps itself."""
+    if isinstance(schema, list):
+        return [_openapi_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _openapi_schema(v) for k, v in schema.items() if k != "title"}
+    if isinstance(out.get("description"), str):  # a docstring: kubectl wraps the text itself
+        out["description"] = " ".join(out["description"].split())
+    if "anyOf" in out:
+        variants = [v for v in out["anyOf"] if v != {"type": "null"}]
+        if len(variants) < len(out["anyOf"]) and out.get("default") is None:
+            out.pop("default", None)
+        if len(variants) == 1:
+            del out["anyOf"]
+            out = {**variants[0], **out}
+        elif sorted(str(v.get("type")) for v in variants) == ["integer", "string"]:
+            del out["anyOf"]
+            out = {"allOf": [{"$ref": _REF.format(model=_INT_OR_STRING)}], **out}
+        else:
+            out["anyOf"] = variants
+    if out.get("additionalProperties") is True:
+        del out["additionalProperties"]
+    return out

@@ -119,6 +119,11 @@ async def test_discovery_openapi_health_metrics(http):
     code, doc = await http.get("/openapi/v3/apis/apps/v1")
     op = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments"]["post"]
     assert op["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    schema = doc["components"]["schemas"]["Deployment"]
+    assert schema["x-kubernetes-group-version-kind"] == [{"group": "apps", "version": "v1", "kind": "Deployment"}]
+    assert schema["properties"]["spec"] == {"$ref": "#/components/schemas/DeploymentSpec"}
+    url = root["paths"]["apis/apps/v1"]["serverRelativeURL"]
+    assert (await http.get(url))[1] == doc  # the URL kubectl caches by names this document
     assert (await http.get("/healthz"))[0] == 200
     assert (await http.get("/readyz"))[0] == 200
     await http.get(PODS)

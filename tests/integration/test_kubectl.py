@@ -171,3 +171,18 @@ async def test_generators_that_send_protobuf(kubectl):
     assert pod["spec"]["restartPolicy"] == "Never"
     assert pod["spec"]["containers"][0]["args"] == ["sleep", "60"]
     assert pod["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}]
+
+
+async def test_explain_walks_the_schemas(kubectl):
+    """`kubectl explain` finds a kind's schema by its group-version-kind and follows fields."""
+    out = (await kubectl.run("explain", "deployment.spec.strategy")).stdout
+    assert "KIND:       Deployment" in out and "FIELD: strategy <DeploymentStrategy>" in out
+    assert "How a Deployment replaces old pods with new ones" in out  # the model's docstring
+    assert "rollingUpdate\t<RollingUpdateDeployment>" in out and "type\t<string>" in out
+    out = (await kubectl.run("explain", "pods.spec.containers.ports")).stdout
+    assert "FIELD: ports <[]ContainerPort>" in out
+    assert "containerPort\t<integer> -required-" in out
+    out = (await kubectl.run("explain", "pods.spec.containers.resources")).stdout
+    assert "limits\t<map[string]string>" in out
+    result = await kubectl.run("explain", "pods.spec.nosuchfield", ok=False)
+    assert result.returncode != 0 and 'field "nosuchfield" does not exist' in result.stderr
