@@ -254,8 +254,8 @@ class Registry:
         data["metadata"].pop("resourceVersion", None)
         meta = data["metadata"]
         key = key_for(resource, meta.get("namespace"), meta["name"])
-        if dry_run:
-            return Result(data, warnings)
+        if dry_run:  # nothing written: the object keeps the resourceVersion it has
+            return Result({**data, "metadata": {**meta, "resourceVersion": str(revision)}}, warnings)
         had_finalizers = bool(old.get("metadata", {}).get("finalizers"))
         if (meta.get("deletionTimestamp") and had_finalizers and not meta.get("finalizers")
                 and not _graceful_pending(resource, data)):

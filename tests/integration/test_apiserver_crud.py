@@ -249,3 +249,27 @@ async def test_leases_and_events_create_on_update(http):
     code, created = await http.put(path, lease)
     assert code == 201
     assert created["spec"]["renewTime"] == "2026-11-28T05:00:00.123456Z"
+
+
+async def test_dry_run_answers_as_a_write_would_and_stores_nothing(http):
+    """`dryRun=All` (kubectl --dry-run=server, kubectl diff): the full write path runs, nothing
+    is written, and the answer is what the write would have returned."""
+    dry = {"dryRun": "All"}
+    code, created = await http.post(DEPLOYS, deployment("web"), params=dry)
+    assert code == 201 and created["metadata"]["name"] == "web"
+    assert (await http.get(f"{DEPLOYS}/web"))[0] == 404
+    code, invalid = await http.post(DEPLOYS, deployment("Bad_Name"), params=dry)
+    assert code == 422  # validated like a real create
+
+    _, stored = await http.post(DEPLOYS, deployment("web"))
+    rv = stored["metadata"]["resourceVersion"]
+    code, patched = await http.patch(f"{DEPLOYS}/web", {"spec": {"replicas": 7}}, params=dry)
+    assert code == 200
+    assert patched["spec"]["replicas"] == 7 and patched["metadata"]["generation"] == 2
+    assert patched["metadata"]["resourceVersion"] == rv  # unchanged: nothing was written
+    _, now = await http.get(f"{DEPLOYS}/web")
+    assert now["spec"]["replicas"] == stored["spec"]["replicas"] and now["metadata"]["resourceVersion"] == rv
+
+    code, _ = await http.delete(f"{DEPLOYS}/web", params=dry)
+    assert code == 200
+    assert (await http.get(f"{DEPLOYS}/web"))[0] == 200

@@ -186,3 +186,14 @@ async def test_explain_walks_the_schemas(kubectl):
     assert "limits\t<map[string]string>" in out
     result = await kubectl.run("explain", "pods.spec.nosuchfield", ok=False)
     assert result.returncode != 0 and 'field "nosuchfield" does not exist' in result.stderr
+
+
+async def test_diff_shows_only_what_would_change(kubectl):
+    """kubectl diff sends the change as a server-side dry run and compares the answer with
+    the live object: only the changed fields (and generation) may differ."""
+    await kubectl.run("apply", "-f", "-", stdin=DEPLOYMENT)
+    result = await kubectl.run("diff", "-f", "-", stdin=DEPLOYMENT.replace("replicas: 2", "replicas: 4"), ok=False)
+    assert result.returncode == 1, result.stderr  # 1: differences found
+    changed = [line for line in result.stdout.splitlines()
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert sorted(changed) == ["+  generation: 2", "+  replicas: 4", "-  generation: 1", "-  replicas: 2"]
