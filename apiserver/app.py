@@ -23,6 +23,7 @@ from aiohttp import web
 from api import errors
 from api.resources import ALL, NAMESPACES
 from apiserver import discovery
+from apiserver.auth import reviews
 from apiserver.auth.config import AuthConfig
 from apiserver.auth.config import install as install_auth
 from apiserver.handlers import ResourceHandlers, json_response
@@ -214,6 +215,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_get("/livez", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
+    reviews.add_routes(app)
     app.router.add_route("*", "/api/{tail:.*}", resources)
     app.router.add_route("*", "/apis/{tail:.*}", resources)
     if config.auth is not None:

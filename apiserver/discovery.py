@@ -32,6 +32,14 @@ VERSION = {
 }
 
 
+# Kinds that are only ever created, to ask a question (apiserver/auth/reviews.py):
+# (group version, resource, kind).
+REVIEW_RESOURCES = (
+    ("authentication.k8s.io/v1", "selfsubjectreviews", "SelfSubjectReview"),
+    ("authorization.k8s.io/v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+)
+
+
 def core_versions(server_address: str) -> dict[str, Any]:
     return {"kind": "APIVersions", "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
@@ -42,6 +50,10 @@ def api_groups() -> dict[str, Any]:
     for api_version in group_versions():
         if "/" not in api_version:
             continue
+        group, version = api_version.split("/")
+        gv = {"groupVersion": api_version, "version": version}
+        groups.append({"name": group, "versions": [gv], "preferredVersion": gv})
+    for api_version, _, _ in REVIEW_RESOURCES:
         group, version = api_version.split("/")
         gv = {"groupVersion": api_version, "version": version}
         groups.append({"name": group, "versions": [gv], "preferredVersion": gv})
@@ -74,6 +86,10 @@ def _api_resource(r: Resource) -> list[dict[str, Any]]:
 
 
 def resource_list(api_version: str) -> dict[str, Any] | None:
+    reviews = [{"name": plural, "singularName": "", "namespaced": False, "kind": kind, "verbs": ["create"]}
+               for gv, plural, kind in REVIEW_RESOURCES if gv == api_version]
+    if reviews:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": reviews}
     resources = group_versions().get(api_version)
     if resources is None:
         return None

@@ -1,6 +1,7 @@
 """Just enough of Kubernetes' protobuf encoding to accept what kubectl's generators send.
 
-kubectl >= 1.32 sends `kubectl create namespace`, `create deployment` and `run` bodies as
+kubectl >= 1.32 sends `kubectl create namespace`, `create deployment`, `run` and `auth
+whoami/can-i` bodies as
 `application/vnd.kubernetes.protobuf`: the 4-byte magic `k8s\\0`, then a `runtime.Unknown`
 message whose `raw` field holds the object in the protobuf form of k8s.io/api. This module
 decodes those objects into the JSON form the rest of the server speaks, field by field
@@ -62,13 +63,23 @@ DEPLOYMENT_SPEC: Table = {
     5: ("minReadySeconds", INT, False), 6: ("revisionHistoryLimit", INT, False), 7: ("paused", BOOL, False),
     9: ("progressDeadlineSeconds", INT, False),
 }
-# Status (field 3) is server-owned on create: it is read and dropped.
+SELF_SUBJECT_ACCESS_REVIEW_SPEC: Table = {  # what `kubectl auth can-i` asks
+    1: ("resourceAttributes", {1: ("namespace", STRING, False), 2: ("verb", STRING, False),
+                               3: ("group", STRING, False), 4: ("version", STRING, False),
+                               5: ("resource", STRING, False), 6: ("subresource", STRING, False),
+                               7: ("name", STRING, False)}, False),
+    2: ("nonResourceAttributes", {1: ("path", STRING, False), 2: ("verb", STRING, False)}, False),
+}
+# Status (field 3; a SelfSubjectReview's 2) is server-owned on create: it is read and dropped.
 KINDS: dict[str, Table] = {
     "Namespace": {1: ("metadata", OBJECT_META, False), 2: ("spec", {1: ("finalizers", STRING, True)}, False),
                   3: ("status", None, False)},
     "Pod": {1: ("metadata", OBJECT_META, False), 2: ("spec", POD_SPEC, False), 3: ("status", None, False)},
     "Deployment": {1: ("metadata", OBJECT_META, False), 2: ("spec", DEPLOYMENT_SPEC, False),
                    3: ("status", None, False)},
+    "SelfSubjectAccessReview": {1: ("metadata", OBJECT_META, False),
+                                2: ("spec", SELF_SUBJECT_ACCESS_REVIEW_SPEC, False), 3: ("status", None, False)},
+    "SelfSubjectReview": {1: ("metadata", OBJECT_META, False), 2: ("status", None, False)},
 }
 
 

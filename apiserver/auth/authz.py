@@ -24,7 +24,8 @@ Rules (everything not listed is denied; deny is the default, never an afterthoug
   `finalize` (namespace controller); events; leases: create/update/patch/delete in
   kube-system (its election), update/patch/delete anywhere (the garbage collector removes
   a deleted node's lease, the namespace controller empties namespaces); create kube-system.
-* Anyone authenticated: GET the discovery and health paths (`authorize_path`).
+* Anyone authenticated: GET the discovery and health paths (`authorize_path`), and create
+  SelfSubjectReviews and SelfSubjectAccessReviews (questions about themselves).
 
 A `name` for `create` is the name in the request body (the caller decodes it); a create
 with only `generateName` has no name and matches no rule that needs one.
@@ -35,6 +36,8 @@ from __future__ import annotations
 from apiserver.auth.pki import CONTROLLER_MANAGER, MASTERS_GROUP, NODE_USER_PREFIX, NODES_GROUP, SCHEDULER, Identity
 
 READ = frozenset({"get", "list", "watch"})
+# `kubectl auth whoami` and `kubectl auth can-i`: every authenticated user may ask about themselves.
+SELF_REVIEWS = frozenset({"selfsubjectreviews", "selfsubjectaccessreviews"})
 WRITE = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 VERBS = READ | WRITE
 UPDATE = frozenset({"update", "patch"})
@@ -73,6 +76,8 @@ def authorize(user: Identity, verb: str, resource: str, namespace: str | None, n
     """
     if MASTERS_GROUP in user.groups:
         return ALLOW
+    if verb == "create" and resource in SELF_REVIEWS and subresource is None:
+        return ALLOW  # a question about oneself (auth/reviews.py)
     node = node_name_of(user)
     if node is not None:
         return _node(node, verb, resource, namespace, name, subresource, obj_node_name)

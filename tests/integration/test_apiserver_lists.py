@@ -107,7 +107,8 @@ async def test_discovery_openapi_health_metrics(http):
     code, versions = await http.get("/api")
     assert versions["versions"] == ["v1"]
     code, groups = await http.get("/apis")
-    assert {g["name"] for g in groups["groups"]} == {"apps", "coordination.k8s.io"}
+    assert {g["name"] for g in groups["groups"]} == {"apps", "coordination.k8s.io", "authentication.k8s.io",
+                                                   "authorization.k8s.io"}
     code, core = await http.get("/api/v1")
     pods = next(r for r in core["resources"] if r["name"] == "pods")
     assert pods["namespaced"] and "po" in pods["shortNames"]

@@ -128,3 +128,29 @@ async def test_the_official_python_client_loads_the_admin_kubeconfig(secure: Sec
     names, bob_status = await asyncio.to_thread(run)
     assert {"default", "kube-system"} <= set(names)
     assert bob_status == 403
+
+
+async def test_kubectl_auth_whoami_and_can_i_answer_from_the_rules_that_guard_requests(
+        secure: SecureApiServer, tmp_path: Path) -> None:
+    admin = secure.material.admin_kubeconfig
+    who = await ok(admin, "auth", "whoami", "-o", "json")
+    assert '"username": "kubernetes-admin"' in who and '"system:masters"' in who
+    assert (await ok(admin, "auth", "can-i", "delete", "nodes")).strip() == "yes"
+
+    ca = secure.pki.ca_cert.read_bytes()
+    n1 = secure.credential("n1", node_identity("n1"))
+    node = write_kubeconfig(tmp_path / "n1" / "kubeconfig", server=secure.url, ca_pem=ca, user="system:node:n1",
+                            cert_pem=n1.cert.read_bytes(), key_pem=n1.key.read_bytes())
+    who = await ok(node, "auth", "whoami")
+    assert "system:node:n1" in who and "system:nodes" in who and "system:authenticated" in who
+    assert (await ok(node, "auth", "can-i", "list", "pods", "-A")).strip() == "yes"
+    assert (await ok(node, "auth", "can-i", "patch", "nodes/n1", "--subresource=status")).strip() == "yes"
+    refused = await kubectl(node, "auth", "can-i", "create", "deployments")
+    assert refused.returncode == 1 and refused.stdout.strip() == "no"
+    assert (await kubectl(node, "delete", "deployment", "x")).returncode != 0  # and the server agrees
+
+    token = secure.material.config.user_tokens.add(Identity("bob", ("devs",)))
+    bob = write_kubeconfig(tmp_path / "bob" / "kubeconfig", server=secure.url, ca_pem=ca, user="bob", token=token)
+    assert "bob" in await ok(bob, "auth", "whoami")  # a question about oneself needs no grant
+    assert (await kubectl(bob, "auth", "can-i", "get", "pods")).stdout.strip() == "no"
+    assert (await ok(bob, "auth", "can-i", "get", "/healthz")).strip() == "yes"

@@ -197,3 +197,10 @@ async def test_diff_shows_only_what_would_change(kubectl):
     changed = [line for line in result.stdout.splitlines()
                if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     assert sorted(changed) == ["+  generation: 2", "+  replicas: 4", "-  generation: 1", "-  replicas: 2"]
+
+
+async def test_auth_on_a_server_without_authentication(kubectl):
+    """The loopback API server authenticates no one: whoami says anonymous, can-i says yes."""
+    who = (await kubectl.run("auth", "whoami")).stdout
+    assert "system:anonymous" in who
+    assert (await kubectl.run("auth", "can-i", "delete", "pods", "-A")).stdout.strip() == "yes"
