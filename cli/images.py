@@ -52,6 +52,7 @@ def register(subparsers: Any) -> None:
     b.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]", help="name the image")
     b.add_argument("-f", "--file", type=Path, help="the Dockerfile (default DIR/Dockerfile)")
     b.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE", help="set a build ARG")
+    b.add_argument("--target", metavar="STAGE", help="build up to this stage (FROM ... AS STAGE) and make it the image")
     b.add_argument("dir", type=Path, metavar="DIR", help="the build context")
     b.add_argument("--push", metavar="REGISTRY", help="also push to this registry (HOST:PORT, plain http only for "
                    "loopback; http://HOST:PORT for plain http elsewhere), where nodes pull through a docker.io "
@@ -173,7 +174,7 @@ async def cmd_build(args: argparse.Namespace) -> int:
     mirrors = Mirrors({DOCKER_HUB: (target.url,)}) if target else None  # FROM busybox comes from there too
     store = _store(args)
     await Builder(store, mirrors=mirrors).build(args.dir, dockerfile=args.file, tags=args.tag,
-                                                build_args=build_args)
+                                                build_args=build_args, target=args.target)
     if target is not None:
         await push_to_cluster(store, args.tag, target)
     return 0

@@ -222,3 +222,107 @@ async def test_copy_destination_follows_the_images_symlinks(store: ImageStore, k
     assert (rootfs.lowerdirs[1] / "usr/lib/f.so").read_text() == "f"
     assert (rootfs.lowerdirs[0] / "usr/lib/g.so").read_text() == "g"
     assert not (rootfs.lowerdirs[1] / "lib").exists() and not (rootfs.lowerdirs[0] / "abslib").exists()
+
+
+MULTI_STAGE = """\
+FROM busybox AS builder
+WORKDIR /src
+COPY app.txt .
+RUN mkdir -p /out/lib/gone && cp app.txt /out/app.txt && echo lib > /out/lib/a && echo tmp > /out/lib/tmp \\
+    && echo old > /out/lib/gone/x && echo other > /src/other
+RUN rm /out/lib/tmp && ln -s a /out/lib/link && rm -r /out/lib/gone && mkdir /out/lib/gone && echo y > /out/lib/gone/y
+FROM busybox
+COPY --from=builder /out/app.txt /app/
+COPY --from=BUILDER --chown=nobody:nobody out/lib /app/lib
+CMD ["sh", "-c", "find /app | sort; cat /app/app.txt; test ! -e /src && test ! -e /out && echo clean"]
+"""
+
+
+async def test_multi_stage_copies_the_stages_merged_filesystem(store: ImageStore, kltest_dir: Path) -> None:
+    """COPY --from sees the builder stage as its container did: a file deleted by a later RUN (a whiteout)
+    and a directory re-created by one (opaque) keep only what survived; nothing else of the stage leaks."""
+    ctx = make_context(kltest_dir / "ctx-ms", MULTI_STAGE, {"app.txt": "v1\n"})
+    sink = Sink()
+    first = await Builder(store, output=sink).build(ctx, tags=["kltest/ms:1"])
+    assert "Step 1/9 : FROM busybox AS builder" in sink.text and "Step 9/9 : CMD" in sink.text
+    manifest = store.manifest(first.manifest_digest)
+    assert len(manifest.layers) == 3  # busybox and the two COPY --from: nothing of the builder's layers
+    rootfs = await store.rootfs("kltest/ms:1")
+    copied = rootfs.lowerdirs[0] / "app/lib"
+    assert sorted(p.name for p in copied.iterdir()) == ["a", "gone", "link"]
+    assert os.readlink(copied / "link") == "a"  # symlinks inside a copied tree stay symlinks
+    assert (os.stat(copied / "a").st_uid, os.stat(copied / "a").st_gid) == (65534, 65534)
+    code, out = await run_image(store, "kltest/ms:1", kltest_dir)
+    assert code == 0, out
+    assert out == (
+        "/app\n/app/app.txt\n/app/lib\n/app/lib/a\n/app/lib/gone\n/app/lib/gone/y\n/app/lib/link\nv1\nclean\n"
+    )
+
+    # Nothing changed: every step after the FROMs is a cache hit, same image.
+    sink = Sink()
+    second = await Builder(store, output=sink).build(ctx, tags=["kltest/ms:1"])
+    assert second.cached == second.steps - 2
+    assert second.manifest_digest == first.manifest_digest
+    assert list((store.root / "tmp").iterdir()) == [] and store.leases() == {}
+
+    # A context file only the builder reads: the final stage's COPY --from runs again with the new content.
+    (ctx / "app.txt").write_text("v2\n")
+    sink = Sink()
+    third = await Builder(store, output=sink).build(ctx, tags=["kltest/ms:2"])
+    assert third.cached == 1  # WORKDIR only
+    assert sink.text.split("Step 7/9")[1].split("Step 8/9")[0].count("Using cache") == 0
+    assert (await run_image(store, "kltest/ms:2", kltest_dir))[1].endswith("v2\nclean\n")
+
+
+STAGES = """\
+ARG VERSION=1.0
+FROM busybox AS base
+ARG VERSION
+RUN echo "v=$VERSION" > /base.txt
+FROM base AS second
+RUN echo "second:${VERSION:-unset}" > /second.txt
+FROM busybox
+COPY --from=0 /base.txt /from-index.txt
+COPY --from=second /base.txt /second.txt /both/
+CMD ["cat", "/from-index.txt", "/both/base.txt", "/both/second.txt"]
+"""
+
+
+async def test_stage_from_stage_index_and_target(store: ImageStore, kltest_dir: Path) -> None:
+    ctx = make_context(kltest_dir / "ctx-st", STAGES, {})
+    sink = Sink()
+    await Builder(store, output=sink).build(ctx, tags=["kltest/st:second"], target="Second")
+    assert "Step 6/6 : RUN" in sink.text and "FROM busybox\n" not in sink.text  # stopped after the target
+    # `FROM base`: the stage starts from base's result; a global ARG is visible only where redeclared.
+    code, out = await run_image(store, "kltest/st:second", kltest_dir, ["cat", "/base.txt", "/second.txt"])
+    assert (code, out) == (0, "v=1.0\nsecond:unset\n")
+    assert len(store.manifest(store.resolve("kltest/st:second")).layers) == 3
+
+    result = await Builder(store, output=Sink()).build(ctx, tags=["kltest/st:all"], build_args={"VERSION": "2"})
+    assert result.steps == 10
+    assert await run_image(store, "kltest/st:all", kltest_dir) == (0, "v=2\nv=2\nsecond:unset\n")
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "target", "message"),
+    [
+        ("FROM busybox AS a\nFROM busybox\nCOPY --from=nope /bin/sh /x\n",
+         None, r"step 3/3 \(COPY --from=nope /bin/sh /x\) failed: COPY --from=nope: no earlier stage is named "
+               r"'nope' \(earlier stages: a\) and it is not an image"),
+        ("FROM busybox AS a\nRUN true\nFROM busybox\nCOPY --from=a /missing /x\n",
+         None, r"step 4/4 .*: COPY --from=a: /missing not found in stage a"),
+        ("FROM busybox AS a\nFROM busybox\nCOPY --from=1 /bin/sh /x\n", None, "stage 1 is not an earlier stage"),
+        ("FROM later\nFROM busybox AS later\n", None, r"step 1/2 .*'later' refers to stage 1, defined later"),
+        ("FROM busybox AS a\nFROM busybox AS b\n", "c", "target stage 'c' could not be found"),
+        ("FROM busybox AS a\nFROM busybox AS A\n", None, "duplicate stage name 'a'"),
+        ('ARG A="open\nFROM busybox\n', None, r"step 1/2 \(ARG A=\"open\) failed"),
+    ],
+)
+async def test_multi_stage_errors_name_the_step(
+    store: ImageStore, kltest_dir: Path, dockerfile: str, target: str | None, message: str
+) -> None:
+    ctx = make_context(kltest_dir / "ctx-err", dockerfile, {})
+    with pytest.raises(BuildError, match=message):
+        await Builder(store, output=Sink()).build(ctx, tags=["kltest/err:1"], target=target)
+    assert not store.has_image("kltest/err:1")
+    assert list((store.root / "tmp").iterdir()) == [] and store.leases() == {}

@@ -8,6 +8,7 @@ from runtime.build.context import DockerIgnore
 from runtime.build.dockerfile import DockerfileError, parse_dockerfile
 from runtime.build.metadata import DEFAULT_SHELL, apply
 from runtime.build.shellwords import WordError, process_word, split_words
+from runtime.build.stages import StageError, plan_stages
 from runtime.images.config import ImageConfig
 
 
@@ -130,3 +131,40 @@ def test_env_and_label_values_expand_as_one_word() -> None:
         "title": "Hello from kubelite", "plain": "Hello from kubelite"}
     with pytest.raises(WordError):
         apply(base, parse_dockerfile('ENV A="unterminated')[0], env, shell=DEFAULT_SHELL, cmd_set=False)
+
+
+def test_stages_global_args_names_and_targets() -> None:
+    plan = plan_stages(parse_dockerfile(
+        "ARG V=1\nFROM busybox:$V AS Builder\nRUN make\nFROM builder AS test\nFROM busybox\nCOPY --from=0 /a /b\n"
+    ))  # fmt: skip
+    assert [i.text for i in plan.meta_args] == ["ARG V=1"]
+    assert [(s.index, s.name, len(s.instructions)) for s in plan.stages] == [(0, "builder", 2), (1, "test", 1),
+                                                                              (2, None, 2)]  # fmt: skip
+    assert [s.index for s in plan.until(None)] == [0, 1, 2]
+    assert [s.index for s in plan.until("TEST")] == [0, 1]  # names are case-insensitive
+    with pytest.raises(StageError, match="target stage 'nope' could not be found \\(stages: builder, test\\)"):
+        plan.until("nope")
+    assert plan.earlier("BUILDER", current=1, by_index=False) == plan.stages[0]
+    assert plan.earlier("0", current=2, by_index=True) == plan.stages[0]
+    assert plan.earlier("alpine", current=2, by_index=True) is None  # not a stage: an image
+    assert plan.earlier("test", current=1, by_index=False, self_is_image=True) is None  # FROM test AS test
+    with pytest.raises(StageError, match="refers to itself"):
+        plan.earlier("test", current=1, by_index=True)
+    with pytest.raises(StageError, match="refers to stage 1, defined later"):
+        plan.earlier("test", current=0, by_index=False)
+    with pytest.raises(StageError, match="stage 2 is not an earlier stage"):
+        plan.earlier("2", current=2, by_index=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("FROM a AS x\nFROM b AS X\n", "line 2: duplicate stage name 'x'"),
+        ("FROM a AS 1x\n", "line 1: invalid stage name '1x'"),
+        ("RUN true\nFROM a\n", "line 1: the first instruction must be FROM"),
+        ("ARG A\n", "no FROM"),
+    ],
+)
+def test_stage_errors(text: str, message: str) -> None:
+    with pytest.raises(StageError, match=message):
+        plan_stages(parse_dockerfile(text))
