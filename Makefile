@@ -51,6 +51,7 @@ bench: deps
 	$(PY) bench/scheduler.py
 	$(PY) bench/build.py
 	$(PY) bench/runtime.py
+	$(PY) bench/pods.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
