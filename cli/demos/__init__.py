@@ -18,10 +18,13 @@ import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.client import ApiConnectionError, ApiTimeout
 from api.errors import ApiError
+
+if TYPE_CHECKING:
+    from cli.config import Connection
 
 # Order of the list `kubelite demo` prints: from the simplest reconciliation to the hardest.
 DEMO_MODULES = (
@@ -72,12 +75,7 @@ def _list(catalogue: dict[str, ModuleType]) -> int:
 
 
 async def demo_cmd(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
-    from api.core import Node
-    from cli.config import ConfigError, connect
-    from cli.demos.stage import CannotRun, Stage
-    from cli.printers import error_text
+    from cli.objects import run
 
     catalogue = demos()
     if not args.name:
@@ -86,32 +84,32 @@ async def demo_cmd(args: argparse.Namespace) -> int:
     if module is None:
         print(f"error: no demo named {args.name!r}; one of: {', '.join(catalogue)}", file=sys.stderr)
         return 2
-    try:
-        conn = connect(args)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    async with conn:
+    # Connecting and reporting the server's errors as kubectl does: as every object verb.
+    return await run(lambda args, conn: _run_demo(module, args, conn))(args)
+
+
+async def _run_demo(module: ModuleType, args: argparse.Namespace, conn: Connection) -> int:
+    from rich.markup import escape
+
+    from api.core import Node
+    from cli.demos.stage import CannotRun, Stage
+
+    await conn.api.list(Node)  # fail fast, with kubectl's words, if the server is not there
+    async with Stage(conn, demo=module.NAME, yes=args.yes, data_dir=args.data_dir) as stage:
+        stage.title(f"demo {module.NAME}: {module.SUMMARY}")
         try:
-            await conn.api.list(Node)  # fail fast, with kubectl's words, if the server is not there
-            async with Stage(conn, demo=module.NAME, yes=args.yes, data_dir=args.data_dir) as stage:
-                stage.title(f"demo {module.NAME}: {module.SUMMARY}")
-                try:
-                    if hasattr(module, "preflight"):
-                        module.preflight(stage)
-                except CannotRun as err:
-                    stage.console.print(f"[yellow]cannot run this demo here:[/] {escape(str(err))}")
-                    return 2
-                await stage.fresh_namespace()
-                try:
-                    await module.run(stage)
-                except (ApiError, ApiConnectionError, ApiTimeout) as err:
-                    stage.check(f"the demo ran to its end (it stopped: {err})", False)
-                finally:
-                    await stage.step("Clean up: delete the demo's namespace and everything in it.", pause=False)
-                    await stage.delete_namespace()
-                stage.summary()
-                return stage.exit_code
+            if hasattr(module, "preflight"):
+                module.preflight(stage)
+        except CannotRun as err:
+            stage.console.print(f"[yellow]cannot run this demo here:[/] {escape(str(err))}")
+            return 2
+        await stage.fresh_namespace()
+        try:
+            await module.run(stage)
         except (ApiError, ApiConnectionError, ApiTimeout) as err:
-            print(error_text(err, server=conn.target.server, origin=conn.target.source), file=sys.stderr)
-            return 1
+            stage.check(f"the demo ran to its end (it stopped: {err})", False)
+        finally:
+            await stage.step("Clean up: delete the demo's namespace and everything in it.", pause=False)
+            await stage.delete_namespace()
+        stage.summary()
+        return stage.exit_code
