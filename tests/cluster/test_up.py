@@ -6,6 +6,7 @@ answers the API server only, and every key and credential file is private."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import shutil
@@ -16,6 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,13 +47,29 @@ def leftovers() -> list[str]:
     return found
 
 
-def test_two_node_cluster_up_and_down():
+@contextlib.contextmanager
+def up_cluster(*flags: str) -> Iterator[tuple[Path, Path]]:
+    """`kubelite up FLAGS` in a fresh state directory, yielding it and the kubeconfig; on the
+    way out `kubelite down` must succeed, remove the state directory and leave nothing."""
     state = Path(tempfile.mkdtemp(prefix="kltest-up-"))
     kubeconfig = state.parent / f"{state.name}.kubeconfig"
     try:
-        up = run("up", "--nodes", "2", "--data-dir", str(state), "--port", str(free_port()), "--name-prefix",
-                 "kltest", "--kubeconfig", str(kubeconfig))
+        up = run("up", "--data-dir", str(state), "--port", str(free_port()), "--name-prefix", "kltest",
+                 "--kubeconfig", str(kubeconfig), *flags)
         assert up.returncode == 0, up.stdout + up.stderr
+        yield state, kubeconfig
+    finally:
+        down = run("down", "--data-dir", str(state))
+        removed = not state.exists()
+        shutil.rmtree(state, ignore_errors=True)
+        kubeconfig.unlink(missing_ok=True)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers() == []
+    assert removed
+
+
+def test_two_node_cluster_up_and_down():
+    with up_cluster("--nodes", "2") as (state, kubeconfig):
         nodes = json.loads(run("kubectl", "get", "nodes", "-o", "json", kubeconfig=kubeconfig).stdout)["items"]
         assert sorted(n["status"]["addresses"][0]["address"] for n in nodes) == ["198.51.100.11", "198.51.100.12"]
 
@@ -70,29 +88,11 @@ def test_two_node_cluster_up_and_down():
         reply = run("kubectl", "exec", first["metadata"]["name"], "--", "sh", "-c", request, kubeconfig=kubeconfig)
         assert reply.stdout.strip() == f"hello from {second['metadata']['name']}", reply.stderr
         assert_secured(state, kubeconfig, bind="198.51.100.1")
-    finally:
-        down = run("down", "--data-dir", str(state))
-        shutil.rmtree(state, ignore_errors=True)
-        kubeconfig.unlink(missing_ok=True)
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers() == []
-    assert not state.exists()
 
 
 def test_one_node_cluster_is_secured_on_loopback():
-    state = Path(tempfile.mkdtemp(prefix="kltest-up-"))
-    kubeconfig = state.parent / f"{state.name}.kubeconfig"
-    try:
-        up = run("up", "--data-dir", str(state), "--port", str(free_port()), "--name-prefix", "kltest",
-                 "--kubeconfig", str(kubeconfig), "--registry-port", str(free_port()))
-        assert up.returncode == 0, up.stdout + up.stderr
+    with up_cluster("--registry-port", str(free_port())) as (state, kubeconfig):
         assert_secured(state, kubeconfig, bind="127.0.0.1")
-    finally:
-        down = run("down", "--data-dir", str(state))
-        shutil.rmtree(state, ignore_errors=True)
-        kubeconfig.unlink(missing_ok=True)
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers() == []
 
 
 ECHO = "hello-over-tls"
@@ -152,28 +152,22 @@ def test_a_failed_host_has_its_pods_recreated_elsewhere_and_comes_back_clean():
     from cli.local.fabric import Fabric
     from cli.local.up import ClusterState, agent_argv
 
-    state_dir = Path(tempfile.mkdtemp(prefix="kltest-up-"))
-    kubeconfig = state_dir.parent / f"{state_dir.name}.kubeconfig"
+    fast_failure = ("--node-monitor-grace-period", "15s", "--pod-eviction-timeout", "2s")
+    with up_cluster("--nodes", "3", *fast_failure) as (state_dir, kubeconfig):
+        def pods() -> list[dict]:
+            out = run("kubectl", "get", "pods", "-o", "json", kubeconfig=kubeconfig)
+            return [p for p in json.loads(out.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
 
-    def pods() -> list[dict]:
-        out = run("kubectl", "get", "pods", "-o", "json", kubeconfig=kubeconfig)
-        return [p for p in json.loads(out.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
+        def wait_for(check, timeout: float = 90) -> None:
+            import time
 
-    def wait_for(check, timeout: float = 90) -> None:
-        import time
+            deadline = time.monotonic() + timeout
+            while not check():
+                if time.monotonic() > deadline:
+                    state = run("kubectl", "get", "nodes,pods", "-o", "wide", kubeconfig=kubeconfig).stdout
+                    raise AssertionError(f"{check.__name__} did not happen in {timeout:.0f}s:\n{state}")
+                time.sleep(1)
 
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                state = run("kubectl", "get", "nodes,pods", "-o", "wide", kubeconfig=kubeconfig).stdout
-                raise AssertionError(f"{check.__name__} did not happen in {timeout:.0f}s:\n{state}")
-            time.sleep(1)
-
-    try:
-        up = run("up", "--nodes", "3", "--data-dir", str(state_dir), "--port", str(free_port()), "--name-prefix",
-                 "kltest", "--kubeconfig", str(kubeconfig), "--node-monitor-grace-period", "15s",
-                 "--pod-eviction-timeout", "2s")
-        assert up.returncode == 0, up.stdout + up.stderr
         manifest = (Path(__file__).parents[2] / "manifests" / "web.yaml").read_text().replace("replicas: 3",
                                                                                               "replicas: 6")
         subprocess.run([str(BIN / "kubectl"), "--kubeconfig", str(kubeconfig), "apply", "-f", "-"],
@@ -210,9 +204,3 @@ def test_a_failed_host_has_its_pods_recreated_elsewhere_and_comes_back_clean():
                      and p["metadata"].get("deletionTimestamp")]
             return ready and not tainted and not stale
         wait_for(back)
-    finally:
-        down = run("down", "--data-dir", str(state_dir))
-        shutil.rmtree(state_dir, ignore_errors=True)
-        kubeconfig.unlink(missing_ok=True)
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers() == []
