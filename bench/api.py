@@ -38,9 +38,11 @@ from pathlib import Path
 
 import aiohttp
 import uvloop
+from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from api import jsoncodec
 from apiserver.etcd_process import EtcdProcess, free_port
 from apiserver.storage import Storage
 from bench import httpload
@@ -104,10 +106,6 @@ async def bench_creates(client: httpload.Client, n: int, concurrency: int, tag: 
 
 async def serve_floor(etcd_url: str, port: int) -> None:
     """The thinnest API server on this stack: HTTP in, one etcd transaction, the body back."""
-    from aiohttp import web
-
-    from api import jsoncodec
-
     storage = Storage(etcd_url)
     await storage.connect()
 
