@@ -11,6 +11,7 @@ from api.apps import Deployment, DeploymentList, ReplicaSet, ReplicaSetList
 from api.base import KubeModel
 from api.coordination import Lease, LeaseList
 from api.core import Event, EventList, Namespace, NamespaceList, Node, NodeList, Pod, PodList
+from api.services import Endpoints, EndpointSlice, EndpointSliceList, EndpointsList, Service, ServiceList
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +71,15 @@ REPLICASETS = Resource("apps", "v1", "ReplicaSet", "replicasets", "replicaset", 
                        ReplicaSetList, short_names=("rs",), subresources=("status", "scale"),
                        has_generation=True)
 LEASES = Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True, Lease, LeaseList)
+SERVICES = Resource("", "v1", "Service", "services", "service", True, Service, ServiceList, short_names=("svc",),
+                    subresources=("status",))
+ENDPOINTS = Resource("", "v1", "Endpoints", "endpoints", "endpoints", True, Endpoints, EndpointsList,
+                     short_names=("ep",))
+ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True,
+                          EndpointSlice, EndpointSliceList)
 
-ALL: tuple[Resource, ...] = (NAMESPACES, PODS, NODES, EVENTS, DEPLOYMENTS, REPLICASETS, LEASES)
+ALL: tuple[Resource, ...] = (NAMESPACES, PODS, NODES, EVENTS, SERVICES, ENDPOINTS, DEPLOYMENTS, REPLICASETS, LEASES,
+                             ENDPOINTSLICES)
 
 BY_KIND: dict[str, Resource] = {r.kind: r for r in ALL}
 

@@ -7,7 +7,7 @@ Rules (everything not listed is denied; deny is the default, never an afterthoug
 * `system:masters` (the admin, the API server's kubelet client): everything.
 * A node, `system:node:NAME` *and* in group `system:nodes` (both, as Kubernetes' Node
   authorizer requires):
-  - get/list/watch pods, nodes, namespaces, leases, events, services, endpoints;
+  - get/list/watch pods, nodes, namespaces, leases, events, services, endpoints, endpointslices;
   - create/update/patch/delete its own Node, get/update/patch its own `nodes/status`;
   - create/get/update/patch/delete its own Lease `kube-node-lease/NAME`;
   - update/patch `pods/status` and delete pods bound to it (`obj_node_name == NAME`, the
@@ -18,12 +18,15 @@ Rules (everything not listed is denied; deny is the default, never an afterthoug
   create/update/patch leases in kube-system; create the namespace kube-system (it makes sure
   its lease namespace exists and expects AlreadyExists, not Forbidden).
 * The controller-manager (`system:kube-controller-manager`): read everything it watches
-  (pods, replicasets, deployments, nodes, namespaces, leases, events); full write on pods,
-  replicasets, deployments (and their status/scale); update/patch/delete nodes and their
+  (pods, replicasets, deployments, nodes, namespaces, leases, events, services, endpoints,
+  endpointslices); full write on pods, replicasets, deployments (and their status/scale),
+  endpoints and endpointslices; delete services (namespace controller); update/patch/delete nodes and their
   status (node lifecycle, IPAM); update/patch/delete namespaces, their status and
   `finalize` (namespace controller); events; leases: create/update/patch/delete in
   kube-system (its election), update/patch/delete anywhere (the garbage collector removes
   a deleted node's lease, the namespace controller empties namespaces); create kube-system.
+* The cluster DNS (`system:kube-dns`): read services, endpointslices, pods, namespaces; create,
+  get, update, patch its own Service, Endpoints and EndpointSlices (`kube-dns*`) in kube-system.
 * Anyone authenticated: GET the discovery and health paths (`authorize_path`), and create
   SelfSubjectReviews and SelfSubjectAccessReviews (questions about themselves).
 
@@ -33,7 +36,15 @@ with only `generateName` has no name and matches no rule that needs one.
 
 from __future__ import annotations
 
-from apiserver.auth.pki import CONTROLLER_MANAGER, MASTERS_GROUP, NODE_USER_PREFIX, NODES_GROUP, SCHEDULER, Identity
+from apiserver.auth.pki import (
+    CONTROLLER_MANAGER,
+    DNS,
+    MASTERS_GROUP,
+    NODE_USER_PREFIX,
+    NODES_GROUP,
+    SCHEDULER,
+    Identity,
+)
 
 READ = frozenset({"get", "list", "watch"})
 # `kubectl auth whoami` and `kubectl auth can-i`: every authenticated user may ask about themselves.
@@ -47,9 +58,14 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 KUBELET_SERVING_PATH = "/kubelite/v1/kubelet-serving-certificate"
 SYSTEM_NAMESPACE = "kube-system"
 
-NODE_READABLE = frozenset({"pods", "nodes", "namespaces", "leases", "events", "services", "endpoints"})
+NODE_READABLE = frozenset({"pods", "nodes", "namespaces", "leases", "events", "services", "endpoints",
+                           "endpointslices"})
 SCHEDULER_READABLE = frozenset({"pods", "nodes", "namespaces"})
-CONTROLLER_READABLE = frozenset({"pods", "replicasets", "deployments", "nodes", "namespaces", "leases", "events"})
+CONTROLLER_READABLE = frozenset({"pods", "replicasets", "deployments", "nodes", "namespaces", "leases", "events",
+                                 "services", "endpoints", "endpointslices"})
+DNS_READABLE = frozenset({"services", "endpointslices", "pods", "namespaces"})
+# The cluster DNS keeps its own Service (kube-system/kube-dns) and the slice that points at it.
+DNS_SERVICE = "kube-dns"
 
 # Paths every authenticated user may GET (Kubernetes' system:discovery and health checks).
 DISCOVERY_PATHS = ("/api", "/apis", "/version", "/openapi", "/healthz", "/livez", "/readyz")
@@ -85,6 +101,8 @@ def authorize(user: Identity, verb: str, resource: str, namespace: str | None, n
         return _scheduler(verb, resource, namespace, name, subresource)
     if user.user == CONTROLLER_MANAGER.user:
         return _controller_manager(verb, resource, namespace, name, subresource)
+    if user.user == DNS.user:
+        return _dns(verb, resource, namespace, name, subresource)
     return DENY
 
 
@@ -145,6 +163,10 @@ def _controller_manager(verb: str, resource: str, namespace: str | None, name: s
                         sub: str | None) -> Decision:
     if sub is None and verb in READ and resource in CONTROLLER_READABLE:
         return ALLOW
+    if resource in {"endpoints", "endpointslices"} and sub is None and verb in WRITE:
+        return ALLOW  # the EndpointSlice controller and its Endpoints mirror
+    if resource == "services" and sub is None and verb in {"delete", "deletecollection"}:
+        return ALLOW  # the namespace controller empties namespaces
     if resource in {"pods", "replicasets", "deployments"}:
         if sub is None and verb in WRITE:
             return ALLOW
@@ -174,6 +196,15 @@ def _controller_manager(verb: str, resource: str, namespace: str | None, name: s
             return ALLOW
         if verb == "create" and namespace == SYSTEM_NAMESPACE:
             return ALLOW
+    return DENY
+
+
+def _dns(verb: str, resource: str, namespace: str | None, name: str | None, sub: str | None) -> Decision:
+    if sub is None and verb in READ and resource in DNS_READABLE:
+        return ALLOW
+    if (sub is None and namespace == SYSTEM_NAMESPACE and resource in {"services", "endpointslices", "endpoints"}
+            and verb in {"create", "get", "update", "patch"} and (name or "").startswith(DNS_SERVICE)):
+        return ALLOW
     return DENY
 
 

@@ -38,6 +38,7 @@ from apiserver.auth.pki import (
     ADMIN,
     APISERVER_KUBELET_CLIENT,
     CONTROLLER_MANAGER,
+    DNS,
     SCHEDULER,
     CertPaths,
     ClusterPKI,
@@ -96,6 +97,7 @@ class SecurityMaterial:
     scheduler_kubeconfig: Path
     controller_manager_kubeconfig: Path
     kubelet_client: CertPaths  # the API server's certificate towards kubelets (logs, exec)
+    dns_kubeconfig: Path
 
     def join_command(self) -> str:
         return (f"kubelite agent --server {self.config.advertise_url} --token {self.join_token} "
@@ -119,7 +121,8 @@ def ensure_security(data_dir: Path, *, advertise_url: str, ips: list[str] | tupl
     kubeconfigs: dict[str, Path] = {}
     for name, identity, server in (("admin", ADMIN, advertise_url),
                                    ("scheduler", SCHEDULER, local_url or advertise_url),
-                                   ("controller-manager", CONTROLLER_MANAGER, local_url or advertise_url)):
+                                   ("controller-manager", CONTROLLER_MANAGER, local_url or advertise_url),
+                                   ("dns", DNS, local_url or advertise_url)):
         paths = pki.ensure_client_cert(ca, name, identity)
         kubeconfigs[name] = write_kubeconfig(data_dir / f"{name}.kubeconfig", server=server, ca_pem=ca.cert_pem,
                                              user=identity.user, cert_pem=paths.cert.read_bytes(),
@@ -127,7 +130,8 @@ def ensure_security(data_dir: Path, *, advertise_url: str, ips: list[str] | tupl
     kubelet_client = pki.ensure_client_cert(ca, KUBELET_CLIENT_CERT, APISERVER_KUBELET_CLIENT)
     token = config.join_tokens.ensure(ttl=join_token_ttl)
     material = SecurityMaterial(config, ca_cert_hash(ca.cert), token, kubeconfigs["admin"],
-                                kubeconfigs["scheduler"], kubeconfigs["controller-manager"], kubelet_client)
+                                kubeconfigs["scheduler"], kubeconfigs["controller-manager"], kubelet_client,
+                                kubeconfigs["dns"])
     # For provisioning scripts: `ssh cp sudo cat .../join-command` on a worker, then run it.
     write_private(data_dir / "join-command", material.join_command() + "\n")
     return material

@@ -77,6 +77,7 @@ class Identity:
 ADMIN = Identity("kubernetes-admin", (MASTERS_GROUP,))
 SCHEDULER = Identity("system:kube-scheduler")
 CONTROLLER_MANAGER = Identity("system:kube-controller-manager")
+DNS = Identity("system:kube-dns")
 # The API server's client identity when it calls a kubelet (logs, exec): kubelets accept only it.
 APISERVER_KUBELET_CLIENT = Identity("kube-apiserver-kubelet-client", (MASTERS_GROUP,))
 

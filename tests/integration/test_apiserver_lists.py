@@ -108,7 +108,7 @@ async def test_discovery_openapi_health_metrics(http):
     assert versions["versions"] == ["v1"]
     code, groups = await http.get("/apis")
     assert {g["name"] for g in groups["groups"]} == {"apps", "coordination.k8s.io", "authentication.k8s.io",
-                                                   "authorization.k8s.io"}
+                                                   "authorization.k8s.io", "discovery.k8s.io"}
     code, core = await http.get("/api/v1")
     pods = next(r for r in core["resources"] if r["name"] == "pods")
     assert pods["namespaced"] and "po" in pods["shortNames"]

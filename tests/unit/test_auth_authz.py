@@ -9,15 +9,23 @@ from collections.abc import Callable
 import pytest
 
 from apiserver.auth.authz import authorize, authorize_path, forbidden_message
-from apiserver.auth.pki import ADMIN, APISERVER_KUBELET_CLIENT, CONTROLLER_MANAGER, SCHEDULER, Identity, node_identity
+from apiserver.auth.pki import (
+    ADMIN,
+    APISERVER_KUBELET_CLIENT,
+    CONTROLLER_MANAGER,
+    DNS,
+    SCHEDULER,
+    Identity,
+    node_identity,
+)
 from apiserver.auth.requestinfo import request_info
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "proxy")
 RESOURCES = ("pods", "nodes", "namespaces", "events", "deployments", "replicasets", "leases", "services",
-             "secrets", "widgets")
+             "endpoints", "endpointslices", "secrets", "widgets")
 SUBRESOURCES = (None, "status", "scale", "binding", "finalize", "eviction", "log", "exec", "proxy")
 NAMESPACES = (None, "default", "kube-system", "kube-node-lease")
-NAMES = (None, "n1", "n2", "kube-system", "web")
+NAMES = (None, "n1", "n2", "kube-system", "web", "kube-dns")
 BOUND = (None, "n1", "n2")
 
 N1 = node_identity("n1")
@@ -29,6 +37,7 @@ USERS: dict[str, Identity] = {
     "node-group-without-name": Identity("system:node:", ("system:nodes",)),
     "scheduler": SCHEDULER,
     "controller-manager": CONTROLLER_MANAGER,
+    "dns": DNS,
     "alice": Identity("alice", ("developers", "system:authenticated")),
     "fake-masters-name": Identity("system:masters"),
 }
@@ -56,7 +65,8 @@ READ = ("get", "list", "watch")
 # identity -> [(verbs, resource, subresource, condition)]: the complete allow-list.
 RULES: dict[str, list[tuple[tuple[str, ...], str, str | None, Cond]]] = {
     "node-n1": [
-        (READ, r, None, always) for r in ("pods", "nodes", "namespaces", "leases", "events", "services")
+        (READ, r, None, always) for r in ("pods", "nodes", "namespaces", "leases", "events", "services",
+                                          "endpoints", "endpointslices")
     ] + [
         (("create", "update", "patch", "delete"), "nodes", None, named("n1")),
         (("get", "update", "patch"), "nodes", "status", named("n1")),
@@ -77,10 +87,12 @@ RULES: dict[str, list[tuple[tuple[str, ...], str, str | None, Cond]]] = {
     ],
     "controller-manager": [
         (READ, r, None, always) for r in ("pods", "replicasets", "deployments", "nodes", "namespaces", "leases",
-                                          "events")
+                                          "events", "services", "endpoints", "endpointslices")
     ] + [
         (("create", "update", "patch", "delete", "deletecollection"), r, None, always)
-        for r in ("pods", "replicasets", "deployments", "events")
+        for r in ("pods", "replicasets", "deployments", "events", "endpoints", "endpointslices")
+    ] + [
+        (("delete", "deletecollection"), "services", None, always),
     ] + [
         (("get", "update", "patch"), r, "status", always) for r in ("pods", "replicasets", "deployments", "nodes",
                                                                      "namespaces")
@@ -93,6 +105,13 @@ RULES: dict[str, list[tuple[tuple[str, ...], str, str | None, Cond]]] = {
         (("update",), "namespaces", "finalize", always),
         (("update", "patch", "delete", "deletecollection"), "leases", None, always),
         (("create",), "leases", None, in_ns("kube-system")),
+    ],
+    "dns": [
+        (READ, r, None, always) for r in ("services", "endpointslices", "pods", "namespaces")
+    ] + [
+        (("create", "get", "update", "patch"), r, None,
+         lambda ns, name, bound: ns == "kube-system" and name == "kube-dns")
+        for r in ("services", "endpoints", "endpointslices")
     ],
 }
 
