@@ -5,7 +5,7 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 APT_PKGS := etcd-server etcd-client busybox-static docker-registry nftables iproute2 \
-            crun runc skopeo umoci python3-venv python3-dev gcc curl
+            crun runc skopeo umoci python3-venv python3-dev gcc curl bind9-dnsutils conntrack
 STAMP   := $(VENV)/.installed
 
 .PHONY: deps apt venv lint test test-fast demo demo-down bench clean
