@@ -6,6 +6,10 @@ from __future__ import annotations
 from api.apps import Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment
 from api.base import KubeModel
 from api.core import Container, Namespace, NamespaceSpec, NamespaceStatus, Pod, PodSpec, Probe
+from api.services import ClientIPConfig, LoadBalancerStatus, Service, ServiceStatus, SessionAffinityConfig
+
+# Kubernetes' default ClientIP affinity: three hours.
+AFFINITY_TIMEOUT = 10800
 
 
 def _image_pull_policy(image: str | None) -> str:
@@ -85,6 +89,8 @@ def apply_defaults(obj: KubeModel) -> None:
         obj.spec.min_ready_seconds = obj.spec.min_ready_seconds or 0
         if obj.spec.template is not None:
             default_pod_spec(obj.spec.template.spec)
+    elif isinstance(obj, Service):
+        default_service(obj)
     elif isinstance(obj, Namespace):
         if obj.spec is None:
             obj.spec = NamespaceSpec()
@@ -96,3 +102,31 @@ def apply_defaults(obj: KubeModel) -> None:
         name = obj.metadata.name
         if name:
             obj.metadata.labels = {**(obj.metadata.labels or {}), "kubernetes.io/metadata.name": name}
+
+
+def default_service(svc: Service) -> None:
+    spec = svc.spec
+    spec.type = spec.type or "ClusterIP"
+    spec.session_affinity = spec.session_affinity or "None"
+    if spec.session_affinity == "ClientIP":
+        cfg = spec.session_affinity_config or SessionAffinityConfig()
+        cfg.client_ip = cfg.client_ip or ClientIPConfig()
+        if cfg.client_ip.timeout_seconds is None:
+            cfg.client_ip.timeout_seconds = AFFINITY_TIMEOUT
+        spec.session_affinity_config = cfg
+    for port in spec.ports or []:
+        port.protocol = port.protocol or "TCP"
+        if port.target_port is None or port.target_port == 0:
+            port.target_port = port.port
+    if spec.type != "ExternalName":
+        spec.internal_traffic_policy = spec.internal_traffic_policy or "Cluster"
+        spec.ip_families = spec.ip_families or ["IPv4"]
+        spec.ip_family_policy = spec.ip_family_policy or "SingleStack"
+    if spec.type in ("NodePort", "LoadBalancer"):
+        spec.external_traffic_policy = spec.external_traffic_policy or "Cluster"
+    if spec.cluster_ip and not spec.cluster_ips:
+        spec.cluster_ips = [spec.cluster_ip]
+    elif spec.cluster_ips and not spec.cluster_ip:
+        spec.cluster_ip = spec.cluster_ips[0]
+    if svc.status is None:
+        svc.status = ServiceStatus(load_balancer=LoadBalancerStatus())

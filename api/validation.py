@@ -465,4 +465,13 @@ def validate(obj: KubeModel) -> list[StatusCause]:
         check_metadata(errors, obj.metadata, namespaced=True)
     elif isinstance(obj, Lease):
         check_metadata(errors, obj.metadata, namespaced=True)
+    else:
+        from api import validation_services as services  # it builds on this module's helpers
+
+        if isinstance(obj, services.Service):
+            services.check_service(errors, obj)
+        elif isinstance(obj, services.Endpoints):
+            services.check_endpoints(errors, obj)
+        elif isinstance(obj, services.EndpointSlice):
+            services.check_endpoint_slice(errors, obj)
     return errors.causes

@@ -22,7 +22,8 @@ from aiohttp import web
 
 from api import errors
 from api.resources import ALL, NAMESPACES
-from apiserver import discovery
+from apiserver import discovery, kubernetes_service
+from apiserver.allocator import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE, ServiceAllocator
 from apiserver.auth import reviews
 from apiserver.auth.config import AuthConfig
 from apiserver.auth.config import install as install_auth
@@ -55,6 +56,11 @@ class ServerConfig:
     watch_window: int = 10000
     # TLS, authentication and authorization; None serves plain HTTP to anyone (loopback only).
     auth: AuthConfig | None = None
+    service_cluster_ip_range: str = DEFAULT_CLUSTER_IP_RANGE
+    service_node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
+    # Where clients reach this server: the endpoints of the `kubernetes` Service (None: not kept).
+    advertise_address: str | None = None
+    advertise_port: int = 6443
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -146,7 +152,8 @@ def create_app(config: ServerConfig) -> web.Application:
         storage = Storage(config.etcd_servers)
         await storage.connect()
         cache = WatchCache(storage, [r.plural for r in ALL], window=config.watch_window)
-        registry = Registry(storage, cache)
+        registry = Registry(storage, cache, services=ServiceAllocator(
+            storage, cluster_ip_range=config.service_cluster_ip_range, node_port_range=config.service_node_port_range))
         app[STORAGE], app[CACHE], app[REGISTRY] = storage, cache, registry
         kubelet_ssl = config.auth.kubelet_client_ssl() if config.auth is not None else None
         app[HANDLERS] = ResourceHandlers(registry, bookmark_interval=config.bookmark_interval,
@@ -157,6 +164,16 @@ def create_app(config: ServerConfig) -> web.Application:
             task.add_done_callback(_die_with)
         await asyncio.wait_for(cache.ready.wait(), 30)
         await _bootstrap(registry)
+        if config.advertise_address is not None:
+            try:  # before serving, so that clients find it at once; then kept by the loop
+                await kubernetes_service.reconcile(registry, address=config.advertise_address,
+                                                   port=config.advertise_port)
+            except errors.ApiError as err:
+                log.warning("could not create the kubernetes Service: %s", err)
+            keeper = asyncio.create_task(kubernetes_service.keep(registry, address=config.advertise_address,
+                                                                 port=config.advertise_port), name="kubernetes-service")
+            keeper.add_done_callback(_die_with)
+            tasks.append(keeper)
         yield
         for task in tasks:
             task.cancel()

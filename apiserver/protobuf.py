@@ -1,7 +1,7 @@
 """Just enough of Kubernetes' protobuf encoding to accept what kubectl's generators send.
 
-kubectl >= 1.32 sends `kubectl create namespace`, `create deployment`, `run` and `auth
-whoami/can-i` bodies as
+kubectl >= 1.32 sends `kubectl create namespace`, `create deployment`, `create service`, `run`
+and `auth whoami/can-i` bodies as
 `application/vnd.kubernetes.protobuf`: the 4-byte magic `k8s\\0`, then a `runtime.Unknown`
 message whose `raw` field holds the object in the protobuf form of k8s.io/api. This module
 decodes those objects into the JSON form the rest of the server speaks, field by field
@@ -63,6 +63,19 @@ DEPLOYMENT_SPEC: Table = {
     5: ("minReadySeconds", INT, False), 6: ("revisionHistoryLimit", INT, False), 7: ("paused", BOOL, False),
     9: ("progressDeadlineSeconds", INT, False),
 }
+SERVICE_SPEC: Table = {  # `kubectl create service clusterip|nodeport|externalname|loadbalancer`
+    1: ("ports", {1: ("name", STRING, False), 2: ("protocol", STRING, False), 3: ("port", INT, False),
+                  4: ("targetPort", INT_OR_STRING, False), 5: ("nodePort", INT, False),
+                  6: ("appProtocol", STRING, False)}, True),
+    2: ("selector", MAP, False), 3: ("clusterIP", STRING, False), 4: ("type", STRING, False),
+    5: ("externalIPs", STRING, True), 7: ("sessionAffinity", STRING, False), 8: ("loadBalancerIP", STRING, False),
+    9: ("loadBalancerSourceRanges", STRING, True), 10: ("externalName", STRING, False),
+    11: ("externalTrafficPolicy", STRING, False), 12: ("healthCheckNodePort", INT, False),
+    13: ("publishNotReadyAddresses", BOOL, False),
+    14: ("sessionAffinityConfig", {1: ("clientIP", {1: ("timeoutSeconds", INT, False)}, False)}, False),
+    17: ("ipFamilyPolicy", STRING, False), 18: ("clusterIPs", STRING, True), 19: ("ipFamilies", STRING, True),
+    21: ("loadBalancerClass", STRING, False), 22: ("internalTrafficPolicy", STRING, False),
+}
 SELF_SUBJECT_ACCESS_REVIEW_SPEC: Table = {  # what `kubectl auth can-i` asks
     1: ("resourceAttributes", {1: ("namespace", STRING, False), 2: ("verb", STRING, False),
                                3: ("group", STRING, False), 4: ("version", STRING, False),
@@ -77,6 +90,7 @@ KINDS: dict[str, Table] = {
     "Pod": {1: ("metadata", OBJECT_META, False), 2: ("spec", POD_SPEC, False), 3: ("status", None, False)},
     "Deployment": {1: ("metadata", OBJECT_META, False), 2: ("spec", DEPLOYMENT_SPEC, False),
                    3: ("status", None, False)},
+    "Service": {1: ("metadata", OBJECT_META, False), 2: ("spec", SERVICE_SPEC, False), 3: ("status", None, False)},
     "SelfSubjectAccessReview": {1: ("metadata", OBJECT_META, False),
                                 2: ("spec", SELF_SUBJECT_ACCESS_REVIEW_SPEC, False), 3: ("status", None, False)},
     "SelfSubjectReview": {1: ("metadata", OBJECT_META, False), 2: ("status", None, False)},

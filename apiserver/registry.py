@@ -32,10 +32,12 @@ from api.base import KubeModel, drop_unknown_fields, now, unknown_fields
 from api.defaults import apply_defaults
 from api.meta import DeleteOptions, StatusCause
 from api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch, strategy_for
-from api.resources import EVENTS, LEASES, NAMESPACES, NODES, PODS, Resource
+from api.resources import EVENTS, LEASES, NAMESPACES, NODES, PODS, SERVICES, Resource
 from api.validation import invalid_error, parse_object, validate
 from api.warnings import unsupported_field_warnings
-from apiserver.storage import REGISTRY, KeyExists, KeyNotFound, RevisionMismatch, Storage
+from apiserver import allocator
+from apiserver.allocator import Plan, ServiceAllocator
+from apiserver.storage import REGISTRY, ClaimTaken, KeyExists, KeyNotFound, RevisionMismatch, Storage
 from apiserver.watchcache import CachedObject, WatchCache, splice_resource_version, with_resource_version
 
 FieldValidation = Literal["Strict", "Warn", "Ignore"]
@@ -92,9 +94,10 @@ def _conflict(resource: Resource, name: str) -> errors.Conflict:
 
 
 class Registry:
-    def __init__(self, storage: Storage, cache: WatchCache) -> None:
+    def __init__(self, storage: Storage, cache: WatchCache, *, services: ServiceAllocator | None = None) -> None:
         self.storage = storage
         self.cache = cache
+        self.services = services or ServiceAllocator(storage)
         # Revision of this server's latest namespace write. Admission reads namespaces from
         # the cache, which must first have caught up with our own writes: a namespace marked
         # for deletion an instant ago must already refuse new objects.
@@ -192,17 +195,40 @@ class Registry:
         self._prepare_create(resource, obj)
         warnings += self._validate(resource, obj)
         await self._check_namespace(resource, meta.namespace)
-        data = obj.to_dict()
-        if dry_run:
-            return Result(data, warnings, created=True)
-        stored = encode(data)
-        try:
-            revision = await self.storage.create(key_for(resource, meta.namespace, meta.name), stored)
-        except KeyExists as err:
-            raise errors.already_exists(_qualified(resource), meta.name, group=resource.group) from err
-        data["metadata"]["resourceVersion"] = str(revision)
-        self._note_write(resource, revision)
-        return Result(data, warnings, created=True, raw=splice_resource_version(stored, revision))
+        key = key_for(resource, meta.namespace, meta.name)
+        for _ in range(_MAX_PATCH_RETRIES):
+            data = obj.to_dict()
+            plan = await self._allocate(resource, data, None)
+            if dry_run:
+                return Result(data, warnings, created=True)
+            stored = encode(data)
+            try:
+                revision = await self.storage.create(key, stored, claims=plan.claims)
+            except KeyExists as err:
+                raise errors.already_exists(_qualified(resource), meta.name, group=resource.group) from err
+            except ClaimTaken as err:
+                self._raise_if_requested(data, plan, err)
+                continue  # another server took what this one picked: pick again
+            data["metadata"]["resourceVersion"] = str(revision)
+            self._note_write(resource, revision)
+            return Result(data, warnings, created=True, raw=splice_resource_version(stored, revision))
+        raise errors.ServiceUnavailable(f"could not allocate for {resource.kind} {meta.name}: try again")
+
+    async def _allocate(self, resource: Resource, data: dict[str, Any], old: dict[str, Any] | None) -> Plan:
+        """What a Service write claims and frees (ClusterIP, NodePorts); nothing for other kinds."""
+        if resource is not SERVICES:
+            return Plan()
+        return await self.services.plan(data, old)
+
+    @staticmethod
+    def _raise_if_requested(data: dict[str, Any], plan: Plan, err: ClaimTaken) -> None:
+        requested = [key for key in err.keys if key not in plan.picked]
+        if requested:
+            raise allocator.taken_error(data, requested) from err
+
+    @staticmethod
+    def _releases(resource: Resource, obj: dict[str, Any]) -> list[str]:
+        return allocator.held(obj) if resource is SERVICES else []
 
     def _note_write(self, resource: Resource, revision: int) -> None:
         if resource is NAMESPACES:
@@ -214,7 +240,7 @@ class Registry:
 
         if resource is PODS:
             obj.status = PodStatus(phase="Pending", qos_class=_qos_class(obj))  # type: ignore[attr-defined]
-        elif resource.has_generation:
+        elif resource.has_generation or resource is SERVICES:
             obj.status = None  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ update
@@ -246,6 +272,8 @@ class Registry:
     async def _write_update(self, resource: Resource, old: dict[str, Any], new: KubeModel, revision: int, *,
                             subresource: str | None, dry_run: bool = False) -> Result:
         merged = self._merge_for_update(resource, old, new.to_dict(), subresource)
+        if resource is SERVICES:
+            allocator.carry_over(old, merged)
         obj = parse_object(resource.model, merged)
         warnings = self._validate(resource, obj)
         if resource is PODS and subresource is None:
@@ -254,6 +282,7 @@ class Registry:
         data["metadata"].pop("resourceVersion", None)
         meta = data["metadata"]
         key = key_for(resource, meta.get("namespace"), meta["name"])
+        plan = await self._allocate(resource, data, old)
         if dry_run:  # nothing written: the object keeps the resourceVersion it has
             return Result({**data, "metadata": {**meta, "resourceVersion": str(revision)}}, warnings)
         had_finalizers = bool(old.get("metadata", {}).get("finalizers"))
@@ -261,16 +290,20 @@ class Registry:
                 and not _graceful_pending(resource, data)):
             # The last finalizer is gone from an object being deleted: it goes now.
             try:
-                deleted_at = await self.storage.delete(key, expected=revision)
+                deleted_at = await self.storage.delete(key, expected=revision, releases=self._releases(resource, old))
             except RevisionMismatch as err:
                 raise _conflict(resource, meta["name"]) from err
             meta["resourceVersion"] = str(deleted_at)
             return Result(data, warnings, deleted=True)
         stored = encode(data)
         try:
-            new_revision = await self.storage.update(key, stored, expected=revision)
+            new_revision = await self.storage.update(key, stored, expected=revision, claims=plan.claims,
+                                                     releases=plan.releases)
         except (RevisionMismatch, KeyNotFound) as err:
             raise _conflict(resource, meta["name"]) from err
+        except ClaimTaken as err:
+            self._raise_if_requested(data, plan, err)
+            raise _conflict(resource, meta["name"]) from err  # a picked value was taken: the client retries
         meta["resourceVersion"] = str(new_revision)
         self._note_write(resource, new_revision)
         return Result(data, warnings, raw=splice_resource_version(stored, new_revision))
@@ -400,7 +433,8 @@ class Registry:
                 return Result(marked or obj, deleted=marked is None)
             try:
                 if marked is None:
-                    revision = await self.storage.delete(key, expected=kv.mod_revision)
+                    revision = await self.storage.delete(key, expected=kv.mod_revision,
+                                                         releases=self._releases(resource, obj))
                     meta["resourceVersion"] = str(revision)
                     return Result(obj, deleted=True)
                 revision = await self.storage.update(key, encode(marked), expected=kv.mod_revision)

@@ -9,6 +9,11 @@ Every write is one etcd transaction, so there are no lost updates:
 - update:  `mod_revision(key) == expected`         -> put      (else RevisionMismatch)
 - delete:  `mod_revision(key) == expected`         -> delete   (else RevisionMismatch)
 
+A write may also *claim* keys (each must be absent; put in the same transaction, else
+ClaimTaken naming the taken ones) and *release* keys (deleted in the same transaction): this
+is how a Service takes and frees its ClusterIP and NodePorts (apiserver/allocator.py), so two
+API servers can never hand out the same one.
+
 aetcd's high-level helpers hide `limit` and `revision` on ranges and the header of a
 transaction, so this module speaks the raw gRPC messages through aetcd's stubs.
 """
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +55,14 @@ class RevisionMismatch(StorageError):
     def __init__(self, key: str, expected: int, actual: int) -> None:
         super().__init__(f"{key}: expected revision {expected}, found {actual}")
         self.actual = actual
+
+
+class ClaimTaken(StorageError):
+    """Keys a write claimed already exist (someone else holds them)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(f"already claimed: {', '.join(keys)}")
+        self.keys = keys
 
 
 class Compacted(StorageError):
@@ -93,6 +106,26 @@ def parse_endpoint(url: str) -> tuple[str, int]:
 
 def _range_end(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def _absent(key: bytes) -> Any:
+    return rpc.Compare(key=key, target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0)
+
+
+def _at(key: bytes, revision: int) -> Any:
+    return rpc.Compare(key=key, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL, mod_revision=revision)
+
+
+def _put(key: bytes, value: bytes) -> Any:
+    return rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))
+
+
+def _deletes(keys: Sequence[str]) -> list[Any]:
+    return [rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k.encode())) for k in keys]
+
+
+def _ranges(claims: Sequence[tuple[str, bytes]]) -> list[Any]:
+    return [rpc.RequestOp(request_range=rpc.RangeRequest(key=c.encode(), keys_only=True)) for c, _ in claims]
 
 
 class Storage:
@@ -172,53 +205,74 @@ class Storage:
 
     # ------------------------------------------------------------------ writes
 
-    async def create(self, key: str, value: bytes) -> int:
-        """Put `key` only if absent; returns the new revision."""
+    async def create(self, key: str, value: bytes, *, claims: Sequence[tuple[str, bytes]] = ()) -> int:
+        """Put `key` (and each claim) only if all are absent; returns the new revision."""
         k = key.encode()
         req = rpc.TxnRequest(
-            compare=[rpc.Compare(key=k, target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL,
-                                 create_revision=0)],
-            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
+            compare=[_absent(k), *(_absent(c.encode()) for c, _ in claims)],
+            success=[_put(k, value), *(_put(c.encode(), v) for c, v in claims)],
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k, keys_only=True)),
+                     *_ranges(claims)] if claims else [],
         )
         resp = await self._call("Txn", req)
         if not resp.succeeded:
-            raise KeyExists(key)
+            if not claims or resp.responses[0].response_range.kvs:
+                raise KeyExists(key)
+            self._raise_claims(claims, resp)
+            raise ClaimTaken([])  # the holder let go meanwhile: the caller tries again
         return int(resp.header.revision)
 
-    async def update(self, key: str, value: bytes, *, expected: int) -> int:
-        """Put `key` only if its mod revision is `expected`; returns the new revision."""
+    async def update(self, key: str, value: bytes, *, expected: int, claims: Sequence[tuple[str, bytes]] = (),
+                     releases: Sequence[str] = ()) -> int:
+        """Put `key` only if its mod revision is `expected` (and each claim is absent), delete
+        `releases`; returns the new revision."""
         k = key.encode()
         req = rpc.TxnRequest(
-            compare=[rpc.Compare(key=k, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL,
-                                 mod_revision=expected)],
-            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
+            compare=[_at(k, expected), *(_absent(c.encode()) for c, _ in claims)],
+            success=[_put(k, value), *(_put(c.encode(), v) for c, v in claims), *_deletes(releases)],
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k)), *_ranges(claims)],
+        )
+        resp = await self._call("Txn", req)
+        if not resp.succeeded:
+            self._raise_mismatch(key, expected, resp)
+            self._raise_claims(claims, resp)
+            raise ClaimTaken([])  # the holder let go meanwhile: the caller tries again
+        return int(resp.header.revision)
+
+    async def delete(self, key: str, *, expected: int, releases: Sequence[str] = ()) -> int:
+        """Delete `key` (and `releases`) only if its mod revision is `expected`; returns the
+        deletion revision."""
+        k = key.encode()
+        req = rpc.TxnRequest(
+            compare=[_at(k, expected)],
+            success=[rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k)), *_deletes(releases)],
             failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
         )
         resp = await self._call("Txn", req)
         if not resp.succeeded:
             self._raise_mismatch(key, expected, resp)
+            raise RevisionMismatch(key, expected, expected)
         return int(resp.header.revision)
 
-    async def delete(self, key: str, *, expected: int) -> int:
-        """Delete `key` only if its mod revision is `expected`; returns the deletion revision."""
-        k = key.encode()
-        req = rpc.TxnRequest(
-            compare=[rpc.Compare(key=k, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL,
-                                 mod_revision=expected)],
-            success=[rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k))],
-            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
-        )
-        resp = await self._call("Txn", req)
-        if not resp.succeeded:
-            self._raise_mismatch(key, expected, resp)
-        return int(resp.header.revision)
+    @staticmethod
+    def _raise_claims(claims: Sequence[tuple[str, bytes]], resp: Any) -> None:
+        taken = [c for (c, _), r in zip(claims, resp.responses[1:], strict=True) if r.response_range.kvs]
+        if taken:
+            raise ClaimTaken(taken)
+
+    async def keys(self, prefix: str) -> Sequence[str]:
+        """Every key under `prefix` (keys only)."""
+        pfx = prefix.encode()
+        resp = await self._call("Range", rpc.RangeRequest(key=pfx, range_end=_range_end(pfx), keys_only=True))
+        return [kv.key.decode() for kv in resp.kvs]
 
     @staticmethod
     def _raise_mismatch(key: str, expected: int, resp: Any) -> None:
         kvs = resp.responses[0].response_range.kvs if resp.responses else []
         if not kvs:
             raise KeyNotFound(key)
-        raise RevisionMismatch(key, expected, int(kvs[0].mod_revision))
+        if int(kvs[0].mod_revision) != expected:
+            raise RevisionMismatch(key, expected, int(kvs[0].mod_revision))
 
     async def compact(self, revision: int) -> None:
         await self._client.connect()

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from api.durations import DurationError, parse_duration
+from apiserver.allocator import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE, parse_port_range
 from apiserver.app import ServerConfig, create_app, tune_gc
 from apiserver.auth.config import SecurityMaterial, ensure_security
 from apiserver.auth.pki import PKIError
@@ -42,7 +43,18 @@ def _add_serving_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=6443, help="port to listen on (default 6443)")
     p.add_argument("--unix-socket", type=Path, help="also serve on this unix socket (for nodes in other "
                    "network namespaces of this machine)")
+    p.add_argument("--service-cluster-ip-range", default=DEFAULT_CLUSTER_IP_RANGE, metavar="CIDR",
+                   help=f"Services' ClusterIPs come from here (default {DEFAULT_CLUSTER_IP_RANGE})")
+    p.add_argument("--service-node-port-range", type=parse_port_range, default=DEFAULT_NODE_PORT_RANGE,
+                   metavar="LOW-HIGH", help="Services' NodePorts come from here (default 30000-32767)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+
+
+def _service_config(args: argparse.Namespace, advertise: str) -> dict[str, Any]:
+    """ServerConfig settings for Services: the ranges, and where the `kubernetes` Service points."""
+    return {"service_cluster_ip_range": args.service_cluster_ip_range,
+            "service_node_port_range": args.service_node_port_range,
+            "advertise_address": advertise, "advertise_port": args.port}
 
 
 def register(subparsers: Any) -> None:
@@ -108,8 +120,8 @@ async def run_apiserver(args: argparse.Namespace) -> int:
         return 1
     stop = asyncio.Event()
     stop_on_signals(stop)
-    runner = await _serve(ServerConfig(etcd_servers=args.etcd_servers), args.bind_address, args.port,
-                          args.unix_socket)
+    config = ServerConfig(etcd_servers=args.etcd_servers, **_service_config(args, args.bind_address))
+    runner = await _serve(config, args.bind_address, args.port, args.unix_socket)
     try:
         await stop.wait()
     finally:
@@ -132,7 +144,7 @@ def _security(args: argparse.Namespace) -> SecurityMaterial | None:
     if _check_bind(args.bind_address) is None and not args.secure:
         return None
     wildcard = args.bind_address in ("0.0.0.0", "::")
-    advertise = args.advertise_address or (_primary_address() if wildcard else args.bind_address)
+    advertise = _advertised(args)
     names = [advertise, *args.tls_san, socket.gethostname()]
     if not wildcard:
         names.append(args.bind_address)
@@ -147,6 +159,11 @@ def _security(args: argparse.Namespace) -> SecurityMaterial | None:
     ttl = dt.timedelta(seconds=args.join_token_ttl) if args.join_token_ttl else None
     return ensure_security(args.data_dir, advertise_url=f"https://{_host(advertise)}:{args.port}", ips=ips,
                            dns_names=dns, local_url=f"https://{_host(local)}:{args.port}", join_token_ttl=ttl)
+
+
+def _advertised(args: argparse.Namespace) -> str:
+    wildcard = args.bind_address in ("0.0.0.0", "::")
+    return str(args.advertise_address or (_primary_address() if wildcard else args.bind_address))
 
 
 def _host(address: str) -> str:
@@ -176,7 +193,8 @@ async def run_server(args: argparse.Namespace) -> int:
     stop_on_signals(stop)
     runner: web.AppRunner | None = None
     try:
-        config = ServerConfig(etcd_servers=endpoint, auth=material.config if material else None)
+        config = ServerConfig(etcd_servers=endpoint, auth=material.config if material else None,
+                              **_service_config(args, _advertised(args)))
         runner = await _serve(config, args.bind_address, args.port, args.unix_socket)
         if material is not None:
             log.info("admin kubeconfig: %s", material.admin_kubeconfig)

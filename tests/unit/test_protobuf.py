@@ -62,7 +62,7 @@ def test_unknown_non_empty_field_is_refused_not_dropped():
 
 def test_other_kinds_and_garbage():
     with pytest.raises(errors.UnsupportedMediaType):
-        decode(envelope("v1", "Service", b""))
+        decode(envelope("v1", "ConfigMap", b""))
     with pytest.raises(errors.BadRequest):
         decode(b"not protobuf")
     with pytest.raises(errors.BadRequest):
