@@ -1,7 +1,7 @@
 """Garbage collector: delete objects whose owners are gone, and carry out foreground and
 orphan deletion of owners (decisions in gc_core).
 
-    any pod/rs/deployment event --> queue of "Kind/namespace/name" --> sync:
+    any pod/rs/deployment/service/endpointslice event --> queue of "Kind/namespace/name" --> sync:
         as an owner being deleted: delete or orphan its dependents, then drop the finalizer
         as a dependent: check each owner by uid; delete it if all are gone, else drop the
         dangling references
@@ -30,6 +30,7 @@ from api.client import Client, object_meta
 from api.core import Pod
 from api.errors import NotFound
 from api.informer import Informer, object_key
+from api.services import EndpointSlice, Service
 from api.worker import run_workers
 from api.workqueue import WorkQueue
 from controllers import gc_core as core
@@ -43,8 +44,10 @@ class GarbageCollector:
         self.client = client
         self.by_kind: dict[str, Informer[Any]] = {
             "Pod": informers.pods, "ReplicaSet": informers.replicasets, "Deployment": informers.deployments,
+            "Service": informers.services, "EndpointSlice": informers.endpointslices,
         }
-        self.models: dict[str, type[KubeModel]] = {"Pod": Pod, "ReplicaSet": ReplicaSet, "Deployment": Deployment}
+        self.models: dict[str, type[KubeModel]] = {"Pod": Pod, "ReplicaSet": ReplicaSet, "Deployment": Deployment,
+                                                   "Service": Service, "EndpointSlice": EndpointSlice}
         self.queue = WorkQueue(name="garbage-collector")
 
     def register(self) -> None:

@@ -2,10 +2,11 @@
 
     run_controller_manager
       └─ LeaderElector (Lease kube-system/kube-controller-manager), if leader_elect
-           └─ _run_all: informers (pods, replicasets, deployments, nodes, leases, namespaces)
+           └─ _run_all: informers (pods, replicasets, deployments, nodes, leases, namespaces,
+                        services, endpoints, endpointslices)
                 └─ wait for every cache to sync, then the controllers' workers:
                    deployment, replicaset, garbage collector, namespace, node lifecycle, node IPAM,
-                   pod GC (pods of deleted nodes)
+                   pod GC (pods of deleted nodes), endpointslice, endpoints
 
 Lifetimes: everything runs in one TaskGroup; setting `stop` shuts the queues down and cancels
 the informers. If any controller or informer dies with an error, the others are cancelled and
@@ -27,6 +28,8 @@ from api.client import Client
 from api.events import EventRecorder
 from api.leaderelection import LeaderElector
 from controllers.deployment import DeploymentController
+from controllers.endpoints import EndpointsController
+from controllers.endpointslice import EndpointSliceController
 from controllers.gc import GarbageCollector
 from controllers.ipam import NodeIpamController
 from controllers.namespace import NamespaceController
@@ -94,7 +97,10 @@ async def _run_all(client: Client, stop: asyncio.Event, *, grace: float, evictio
         lifecycle = NodeLifecycleController(client, informers, recorder, grace=grace, eviction_timeout=eviction)
         ipam = NodeIpamController(client, informers, recorder, cluster_cidr=cluster_cidr)
         podgc = PodGarbageCollector(client, informers, recorder)
-        controllers: list[Controller] = [deployment, replicaset, gc, namespace, lifecycle, ipam, podgc]
+        slices = EndpointSliceController(client, informers)
+        endpoints = EndpointsController(client, informers)
+        controllers: list[Controller] = [deployment, replicaset, gc, namespace, lifecycle, ipam, podgc, slices,
+                                         endpoints]
         for c in controllers:
             c.register()
         try:

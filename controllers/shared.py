@@ -3,7 +3,8 @@ the indexes the controllers look things up by, and a few helpers for owner refer
 
 Indexes: `owner` (uid of every owner reference, for the garbage collector and for "which
 pods does this ReplicaSet control"), `uid` (the object's own uid, to resolve an owner
-reference without a name lookup), and `node` on pods (spec.nodeName).
+reference without a name lookup), `node` on pods (spec.nodeName), and `service` on
+EndpointSlices (`namespace/<kubernetes.io/service-name label>`).
 
 The caches are read-only (see api.informer): controllers copy before changing anything.
 """
@@ -22,6 +23,7 @@ from api.core import Namespace, Node, Pod
 from api.errors import Conflict, NotFound
 from api.informer import Informer, object_key
 from api.meta import OwnerReference
+from api.services import SERVICE_NAME_LABEL, Endpoints, EndpointSlice, Service
 from api.workqueue import WorkQueue
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
@@ -40,6 +42,12 @@ def node_index(pod: Pod) -> list[str]:
     return [pod.spec.node_name] if pod.spec.node_name else []
 
 
+def service_index(slice_: EndpointSlice) -> list[str]:
+    """`namespace/service` of the Service a slice belongs to, by its service-name label."""
+    name = (slice_.metadata.labels or {}).get(SERVICE_NAME_LABEL)
+    return [f"{slice_.metadata.namespace}/{name}"] if name else []
+
+
 _COMMON: dict[str, Callable[[Any], list[str]]] = {"owner": owner_index, "uid": uid_index}
 
 
@@ -51,6 +59,9 @@ class Informers:
     nodes: Informer[Node]
     leases: Informer[Lease]
     namespaces: Informer[Namespace]
+    services: Informer[Service]
+    endpoints: Informer[Endpoints]
+    endpointslices: Informer[EndpointSlice]
 
     @classmethod
     def create(cls, client: Client) -> Informers:
@@ -61,10 +72,14 @@ class Informers:
             nodes=Informer(client, Node, indexers=dict(_COMMON)),
             leases=Informer(client, Lease, namespace=NODE_LEASE_NAMESPACE),
             namespaces=Informer(client, Namespace),
+            services=Informer(client, Service, indexers=dict(_COMMON)),
+            endpoints=Informer(client, Endpoints),
+            endpointslices=Informer(client, EndpointSlice, indexers={**_COMMON, "service": service_index}),
         )
 
     def all(self) -> list[Informer[Any]]:
-        return [self.pods, self.replicasets, self.deployments, self.nodes, self.leases, self.namespaces]
+        return [self.pods, self.replicasets, self.deployments, self.nodes, self.leases, self.namespaces,
+                self.services, self.endpoints, self.endpointslices]
 
 
 class Controller(Protocol):
