@@ -5,7 +5,9 @@
 
 sync(key) reads the Service, its pods and its Endpoints from the caches, computes the
 Endpoints (endpoints_core) and writes only when they differ: create, or update with the
-cached resourceVersion (409: retried from a fresher cache). Selectorless Services are left
+cached resourceVersion (409: retried from a fresher cache). After a write, the key waits
+until the cache shows it (resourceVersions are etcd revisions: they only grow), so a burst
+of pod events does not turn into a burst of doomed updates from a stale cache. Selectorless Services are left
 alone: the API server keeps `kubernetes`'s, the DNS server `kube-dns`'s. When a Service is
 gone (its delete event), its Endpoints are deleted, after a live GET confirms the Service is
 really absent and with the Endpoints' uid as a precondition. Endpoints left over from a Service
@@ -29,6 +31,14 @@ from controllers import endpointslice_pods as pods_of
 from controllers.shared import Informers
 
 log = logging.getLogger(__name__)
+STALE_RECHECK = 1.0
+
+
+def _rv(ep: Endpoints) -> int:
+    try:
+        return int(ep.metadata.resource_version or 0)
+    except ValueError:
+        return 0
 
 
 class EndpointsController:
@@ -37,6 +47,7 @@ class EndpointsController:
         self.inf = informers
         self.queue = WorkQueue(name="endpoints")
         self._starting = True  # the informers' first lists are being delivered
+        self._written: dict[str, int] = {}  # key -> resourceVersion of our last write, until the cache has it
 
     def register(self) -> None:
         self.inf.services.add_handler(on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
@@ -44,7 +55,8 @@ class EndpointsController:
         self.inf.pods.add_handler(on_add=self._pod_changed, on_update=self._pod_updated,
                                   on_delete=self._pod_changed)
         # Added: maybe a leftover of a deleted Service. Deleted: maybe one to re-create.
-        self.inf.endpoints.add_handler(on_add=self._endpoints_added, on_delete=self._enqueue)
+        self.inf.endpoints.add_handler(on_add=self._endpoints_added, on_update=self._endpoints_updated,
+                                       on_delete=self._endpoints_deleted)
 
     async def run(self, *, workers: int = 2) -> None:
         self._starting = False
@@ -58,6 +70,14 @@ class EndpointsController:
     def _endpoints_added(self, ep: Endpoints) -> None:
         if self._starting and self.inf.services.get(object_key(ep)) is None:
             self.queue.add(object_key(ep))
+
+    def _endpoints_deleted(self, ep: Endpoints) -> None:
+        self._written.pop(object_key(ep), None)  # whatever we wrote is gone
+        self.queue.add(object_key(ep))
+
+    def _endpoints_updated(self, _old: Endpoints, new: Endpoints) -> None:
+        if object_key(new) in self._written:
+            self.queue.add(object_key(new))
 
     def _pods_services(self, pod: Pod, *label_sets: dict[str, str] | None) -> None:
         for svc in self.inf.services.list(namespace=pod.metadata.namespace or "default"):
@@ -75,6 +95,12 @@ class EndpointsController:
     async def sync(self, key: str) -> None:
         svc = self.inf.services.get(key)
         current = self.inf.endpoints.get(key)
+        written = self._written.get(key)
+        if written is not None:
+            if current is None or _rv(current) < written:
+                self.queue.add_after(key, STALE_RECHECK)  # normally its update event comes first
+                return
+            del self._written[key]
         if svc is None:
             if current is not None:
                 await self._delete_orphan(key, current)
@@ -85,10 +111,8 @@ class EndpointsController:
         want = core.desired(svc, self.inf.pods.list(namespace=ns), current)
         if want is None:
             return
-        if current is None:
-            await self.client.create(want)
-        else:
-            await self.client.update(want)
+        stored = await (self.client.create(want) if current is None else self.client.update(want))
+        self._written[key] = _rv(stored)
 
     async def _delete_orphan(self, key: str, ep: Endpoints) -> None:
         namespace, name = split_key(key)
