@@ -105,7 +105,7 @@ class EndpointsController:
             if current is not None:
                 await self._delete_orphan(key, current)
             return
-        if not pods_of.has_selector(svc):
+        if not pods_of.managed(svc):
             return
         ns = svc.metadata.namespace or "default"
         want = core.desired(svc, self.inf.pods.list(namespace=ns), current)

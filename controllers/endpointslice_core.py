@@ -13,7 +13,9 @@ What the slices of a managed Service (one with a selector) look like:
 
 Slices this controller does not manage (another managed-by, or none) are never touched; ours
 that belong to an older Service of the same name (another uid), have another address type, or
-belong to a Service that lost its selector are deleted.
+belong to a Service that is no longer managed (lost its selector, became ExternalName) are
+deleted. A Service being deleted gets no new slices (the garbage collector is deleting them;
+creating more would race it), only updates and deletions.
 
 Stability, so that a change costs writes in proportion to what changed:
 - an endpoint stays in the slice that holds it; a slice is written only when one of its
@@ -148,7 +150,7 @@ def reconcile(service: Service, pods: Iterable[Pod], slices: Sequence[EndpointSl
         raise ValueError("max_endpoints must be >= 1")
     plan = Plan()
     ours = sorted((s for s in slices if is_managed(s, service.metadata.name)), key=lambda s: s.metadata.name or "")
-    if not pods_of.has_selector(service):
+    if not pods_of.managed(service):
         plan.delete = [s for s in ours if _owned_by(s, service)]
         return plan
     labels = desired_labels(service)
@@ -172,6 +174,8 @@ def reconcile(service: Service, pods: Iterable[Pod], slices: Sequence[EndpointSl
     if total == 0:
         _keep_placeholder(service, plan, labels=labels, owner=owner)
     _reuse_deleted(plan)
+    if service.metadata.deletion_timestamp is not None:
+        plan.create = []
     return plan
 
 

@@ -1,8 +1,9 @@
 """Which pods back a Service and what each one contributes, pure: shared by the EndpointSlice
 core and the Endpoints mirror.
 
-- Only a Service with a non-empty `spec.selector` is managed; a selectorless Service's endpoints
-  belong to whoever writes them (the API server for `kubernetes`, a user, the DNS server).
+- Only a Service with a non-empty `spec.selector` is managed, and not an ExternalName one (it
+  has no endpoints, only a DNS alias); a selectorless Service's endpoints belong to whoever
+  writes them (the API server for `kubernetes`, a user, the DNS server).
 - A pod backs the Service when it is in the Service's namespace, its labels match the
   selector, it has an IPv4 address, and it is not finished (phase Succeeded or Failed). Pods
   being deleted are still listed, marked terminating (the Endpoints mirror drops them unless
@@ -31,8 +32,8 @@ from controllers.podutil import is_ready
 FINISHED_PHASES = ("Succeeded", "Failed")
 
 
-def has_selector(service: Service) -> bool:
-    return bool(service.spec.selector)
+def managed(service: Service) -> bool:
+    return bool(service.spec.selector) and service.spec.type != "ExternalName"
 
 
 def selects(service: Service, labels: Mapping[str, str] | None) -> bool:

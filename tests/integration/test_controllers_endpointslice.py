@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from api.client import Client
+from api.base import KubeModel
+from api.client import Client, object_meta
 from api.core import Node, Pod
-from api.errors import NotFound
+from api.errors import AlreadyExists, NotFound
 from api.services import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, SLICE_CONTROLLER, Endpoints, EndpointSlice, Service
 from controllers.manager import run_controller_manager
 from tests.integration.controllers_support import eventually
@@ -30,7 +31,8 @@ NODES = ("kltest-n1", "kltest-n2")
 @contextlib.asynccontextmanager
 async def manager(client: Client) -> AsyncIterator[None]:
     for name in NODES:  # pods on unknown nodes would be collected by the pod GC
-        await client.create(Node.from_dict({"metadata": {"name": name}}))
+        with contextlib.suppress(AlreadyExists):
+            await client.create(Node.from_dict({"metadata": {"name": name}}))
     stop = asyncio.Event()
     task = asyncio.create_task(run_controller_manager(client, leader_elect=False, stop=stop,
                                                       node_monitor_grace_period=3600))
@@ -194,6 +196,19 @@ async def test_publish_not_ready_addresses_and_selectorless_services(client: Cli
                 {"ready": [], "not_ready": [], "ports": []}
 
         await eventually(placeholder, what="a placeholder slice")
+
+        # Foreground deletion: the garbage collector deletes the slices first, the controller does
+        # not re-create them meanwhile, and then the Service goes.
+        await client.delete(Service, "empty", namespace="default", propagation_policy="Foreground")
+
+        async def empty_gone() -> bool:
+            try:
+                await client.get(Service, "empty", namespace="default")
+                return False
+            except NotFound:
+                return not await slices_of(client, "empty")
+
+        await eventually(empty_gone, what="foreground deletion of a Service and its slices")
         await asyncio.sleep(0.5)  # the controllers have had every chance to touch ext's objects
         (slice_now,) = await slices_of(client, "ext")
         assert slice_now.metadata.resource_version == own_slice.metadata.resource_version
@@ -212,11 +227,33 @@ async def test_publish_not_ready_addresses_and_selectorless_services(client: Cli
             assert json.loads(out)["subsets"][0]["addresses"][0]["ip"] == "10.244.1.20"
 
 
+@contextlib.asynccontextmanager
+async def writes_of(client: Client, model: type[KubeModel] = EndpointSlice) -> AsyncIterator[list[tuple[str, str]]]:
+    """Every write of `model` objects from now on, as (event type, name)."""
+    listed = await client.list(model, namespace="default")
+    events: list[tuple[str, str]] = []
+
+    async def watch() -> None:
+        async with client.watch(model, namespace="default",
+                                resource_version=listed.resource_version) as stream:
+            async for ev in stream:
+                if ev.type != "BOOKMARK":
+                    events.append((ev.type, object_meta(ev.object).name or ""))
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield events
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
 async def test_250_pods_three_slices_one_change_one_write(client: Client) -> None:
+    names = [f"web-{i:03d}" for i in range(250)]
+    ips = {n: f"10.244.{2 + i // 200}.{i % 200 + 2}" for i, n in enumerate(names)}
     async with manager(client):
         await client.create(service())
-        names = [f"web-{i:03d}" for i in range(250)]
-        ips = {n: f"10.244.{2 + i // 200}.{i % 200 + 2}" for i, n in enumerate(names)}
         for start in range(0, 250, 25):
             await asyncio.gather(*(run_pod(client, n, ips[n]) for n in names[start:start + 25]))
 
@@ -227,20 +264,11 @@ async def test_250_pods_three_slices_one_change_one_write(client: Client) -> Non
         await eventually(all_ready, timeout=60, what="250 ready endpoints")
         slices = await slices_of(client, "web")
         assert len(slices) == 3 and max(len(s.endpoints) for s in slices) <= 100
+        holder = next(s.metadata.name for s in slices
+                      if any(e.target_ref and e.target_ref.name == "web-137" for e in s.endpoints))
         await asyncio.sleep(0.5)  # let anything in flight land before counting
 
-        listed = await client.list(EndpointSlice, namespace="default")
-        events: list[tuple[str, str]] = []
-
-        async def watch() -> None:
-            async with client.watch(EndpointSlice, namespace="default",
-                                    resource_version=listed.resource_version) as stream:
-                async for ev in stream:
-                    if ev.type != "BOOKMARK":
-                        events.append((ev.type, ev.object.metadata.name or ""))
-
-        watcher = asyncio.create_task(watch())
-        try:
+        async with writes_of(client) as writes:
             await set_ready(client, "web-137", ips["web-137"], False)
 
             async def flipped() -> bool:
@@ -248,10 +276,9 @@ async def test_250_pods_three_slices_one_change_one_write(client: Client) -> Non
 
             await eventually(flipped, what="the unready endpoint")
             await asyncio.sleep(1.0)  # any further write would show up by now
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        holder = next(s.metadata.name for s in slices
-                      if any(e.target_ref and e.target_ref.name == "web-137" for e in s.endpoints))
-        assert events == [("MODIFIED", holder)]
+            assert writes == [("MODIFIED", holder)]
+
+    # A fresh controller-manager finds everything right and writes nothing.
+    async with writes_of(client) as writes, writes_of(client, Endpoints) as mirror_writes, manager(client):
+        await asyncio.sleep(1.5)
+    assert writes == [] and mirror_writes == []

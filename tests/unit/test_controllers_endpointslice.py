@@ -15,6 +15,7 @@ from api.core import Pod
 from api.services import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, SLICE_CONTROLLER, Endpoints, EndpointSlice, Service
 from controllers import endpoints_core as ec
 from controllers import endpointslice_core as core
+from controllers import endpointslice_pods as pods_of
 from controllers.endpointslice_tracker import SliceTracker
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -158,6 +159,24 @@ def test_selectorless_services_are_left_alone_except_our_own_leftovers() -> None
     assert core.reconcile(svc, [pod("a")], [foreign(), foreign("x", None)]).empty()
     plan = core.reconcile(svc, [pod("a")], [*ours, foreign()])
     assert [s.metadata.name for s in plan.delete] == [ours[0].metadata.name] and not plan.create
+
+
+def test_external_name_services_are_not_managed() -> None:
+    ours = apply(core.reconcile(service(), [pod("a")], []), [])
+    svc = Service.from_dict(service().to_dict() | {"spec": {"type": "ExternalName", "externalName": "x.example",
+                                                             "selector": {"app": "web"}}})
+    plan = core.reconcile(svc, [pod("a")], ours)
+    assert not plan.create and not plan.update and len(plan.delete) == 1
+    assert not pods_of.managed(svc)  # what both controllers check first
+
+
+def test_a_service_being_deleted_gets_no_new_slices() -> None:
+    svc = Service.from_dict(service().to_dict() | {"metadata": service().metadata.to_dict()
+                                                   | {"deletionTimestamp": "2026-01-01T00:00:00Z"}})
+    assert core.reconcile(svc, [pod("a")], []).create == []
+    slices = apply(core.reconcile(service(), [pod("a")], []), [])
+    plan = core.reconcile(svc, [pod("a", ready=False)], slices)  # updates still flow
+    assert len(plan.update) == 1
 
 
 def test_other_managers_slices_are_never_touched() -> None:
