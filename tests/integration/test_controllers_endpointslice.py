@@ -22,6 +22,7 @@ from api.services import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, SLICE_CONTROLLER,
 from controllers.manager import run_controller_manager
 from tests.integration.controllers_support import eventually
 from tests.integration.test_kubectl import KUBECTL, Kubectl
+from tests.support.cluster import ApiServer, Etcd
 
 pytestmark = pytest.mark.slow
 
@@ -165,7 +166,20 @@ async def test_slices_and_endpoints_follow_pods(client: Client) -> None:
         await eventually(gone, what="slices and Endpoints of the deleted Service removed")
 
 
-async def test_publish_not_ready_addresses_and_selectorless_services(client: Client, tmp_path: Path) -> None:
+async def test_publish_not_ready_addresses_and_selectorless_services(etcd: Etcd, tmp_path: Path) -> None:
+    # This API server keeps the `kubernetes` Service's Endpoints and slice: the controllers must not.
+    server = ApiServer(etcd.url, bookmark_interval=0.5, advertise_address="198.51.100.1")
+    await server.start()
+    try:
+        async with Client(server.url) as client:
+            await selectorless_and_published(client, tmp_path)
+    finally:
+        await server.stop()
+
+
+async def selectorless_and_published(client: Client, tmp_path: Path) -> None:
+    api_ep = await client.get(Endpoints, "kubernetes", namespace="default")
+    api_slice = await client.get(EndpointSlice, "kubernetes", namespace="default")
     async with manager(client):
         # Someone else's objects for a selectorless Service: never touched.
         await client.create(service("ext", selector={}, ip="10.43.0.30"))
@@ -214,6 +228,9 @@ async def test_publish_not_ready_addresses_and_selectorless_services(client: Cli
         assert slice_now.metadata.resource_version == own_slice.metadata.resource_version
         ep_now = await client.get(Endpoints, "ext", namespace="default")
         assert ep_now.metadata.resource_version == own_ep.metadata.resource_version
+        for obj in (api_ep, api_slice):
+            now = await client.get(type(obj), "kubernetes", namespace="default")
+            assert now.metadata.resource_version == obj.metadata.resource_version
 
         # The real kubectl reads both kinds (in full: the server's table columns for them are not
         # this controller's business).
