@@ -299,3 +299,19 @@ async def test_250_pods_three_slices_one_change_one_write(client: Client) -> Non
     async with writes_of(client) as writes, writes_of(client, Endpoints) as mirror_writes, manager(client):
         await asyncio.sleep(1.5)
     assert writes == [] and mirror_writes == []
+
+
+async def test_a_service_deleted_while_the_manager_is_down_loses_its_objects(client: Client) -> None:
+    await client.create(service())
+    await run_pod(client, "web-a", "10.244.1.10")
+    async with manager(client):
+        async def written() -> bool:
+            return len(view(await slices_of(client, "web"))) == 1 and await endpoints_view(client, "web") is not None
+
+        await eventually(written, what="slices and Endpoints")
+    await client.delete(Service, "web", namespace="default")
+    async with manager(client):
+        async def gone() -> bool:
+            return not await slices_of(client, "web") and await endpoints_view(client, "web") is None
+
+        await eventually(gone, what="the leftovers found at startup and removed")
