@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
+from api.apps import Deployment
 from api.base import KubeModel
 from api.client import Client, object_meta
 from api.core import Node, Pod
 from api.errors import AlreadyExists, NotFound
 from api.services import MANAGED_BY_LABEL, SERVICE_NAME_LABEL, SLICE_CONTROLLER, Endpoints, EndpointSlice, Service
 from controllers.manager import run_controller_manager
-from tests.integration.controllers_support import eventually
+from tests.integration.controllers_support import cluster, deployment, eventually
 from tests.integration.test_kubectl import KUBECTL, Kubectl
 from tests.support.cluster import ApiServer, Etcd
 
@@ -315,3 +316,21 @@ async def test_a_service_deleted_while_the_manager_is_down_loses_its_objects(cli
             return not await slices_of(client, "web") and await endpoints_view(client, "web") is None
 
         await eventually(gone, what="the leftovers found at startup and removed")
+
+
+async def test_a_deployment_behind_a_service(client: Client) -> None:
+    """The whole chain: Deployment -> ReplicaSet -> pods scheduled onto hollow nodes that report
+    them running -> slices; scaling down shrinks them."""
+    async with cluster(client, nodes=2) as c:
+        await client.create(service(ports=[{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]))
+        await client.create(deployment("web", 3))
+
+        async def endpoints(n: int) -> bool:
+            v = view(await slices_of(client, "web"))
+            ready = {name for name, (_, _, r, _, _) in v.items() if r}
+            pods = {p.metadata.name for p in await c.ready_pods(app="web")}
+            return len(ready) == n and ready == pods and all(ports == (("http", 8080),) for ports, *_ in v.values())
+
+        await eventually(lambda: endpoints(3), what="3 ready endpoints")
+        await client.update_scale(Deployment, "web", 1, namespace="default")
+        await eventually(lambda: endpoints(1), what="1 ready endpoint after scaling down")
