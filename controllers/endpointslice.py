@@ -8,7 +8,9 @@
                writes (endpointslice_tracker); plan (endpointslice_core.reconcile);
                create, then update (resourceVersion precondition), then delete (uid +
                resourceVersion preconditions); any error raises and the key is retried
-               with backoff, from fresher caches
+               with backoff, from fresher caches (errors other than a conflict or a vanished
+               slice, which only mean the cache was behind, are also a Warning event on the Service:
+               FailedToUpdateEndpointSlices, as Kubernetes records it)
 
 Creates and updates come before deletes so that an endpoint moving between slices is never
 missing from all of them. Selectorless Services (`kubernetes`, `kube-dns`, anything a user
@@ -24,7 +26,8 @@ from collections.abc import Callable
 
 from api.client import Client
 from api.core import Pod
-from api.errors import NotFound
+from api.errors import ApiError, Conflict, NotFound
+from api.events import EventRecorder
 from api.informer import object_key
 from api.services import EndpointSlice, Service
 from api.worker import run_workers
@@ -39,10 +42,11 @@ STALE_RECHECK = 1.0  # the slice's own event normally wakes the key first
 
 
 class EndpointSliceController:
-    def __init__(self, client: Client, informers: Informers, *, max_endpoints: int = core.MAX_ENDPOINTS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: Client, informers: Informers, recorder: EventRecorder, *,
+                 max_endpoints: int = core.MAX_ENDPOINTS, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.inf = informers
+        self.recorder = recorder
         self.max_endpoints = max_endpoints
         self.queue = WorkQueue(name="endpointslice")
         self.tracker = SliceTracker(clock=clock)
@@ -111,8 +115,17 @@ class EndpointSliceController:
         plan = core.reconcile(svc, self.inf.pods.list(namespace=ns), slices, max_endpoints=self.max_endpoints)
         if plan.empty():
             return
-        log.info("endpointslice %s: %d to create, %d to update, %d to delete", key, len(plan.create),
+        log.debug("endpointslice %s: %d to create, %d to update, %d to delete", key, len(plan.create),
                  len(plan.update), len(plan.delete))
+        try:
+            await self._apply(key, ns, plan)
+        except ApiError as e:
+            if not isinstance(e, Conflict | NotFound):  # those only mean the cache was behind
+                self.recorder.event(svc, "Warning", "FailedToUpdateEndpointSlices",
+                                    f"Error updating Endpoint Slices for Service {key}: {e}")
+            raise
+
+    async def _apply(self, key: str, ns: str, plan: core.Plan) -> None:
         for new in plan.create:
             self.tracker.wrote(key, await self.client.create(new))
         for changed in plan.update:

@@ -97,7 +97,7 @@ async def _run_all(client: Client, stop: asyncio.Event, *, grace: float, evictio
         lifecycle = NodeLifecycleController(client, informers, recorder, grace=grace, eviction_timeout=eviction)
         ipam = NodeIpamController(client, informers, recorder, cluster_cidr=cluster_cidr)
         podgc = PodGarbageCollector(client, informers, recorder)
-        slices = EndpointSliceController(client, informers)
+        slices = EndpointSliceController(client, informers, recorder)
         endpoints = EndpointsController(client, informers)
         controllers: list[Controller] = [deployment, replicaset, gc, namespace, lifecycle, ipam, podgc, slices,
                                          endpoints]
