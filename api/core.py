@@ -229,6 +229,22 @@ class LocalObjectReference(KubeModel):
 # ---------------------------------------------------------------- pod
 
 
+class PodDNSConfigOption(KubeModel):
+    """One resolver option, `ndots:2` as `{name: ndots, value: "2"}` (`value` absent for `edns0`)."""
+
+    name: str | None = None
+    value: str | None = None
+
+
+class PodDNSConfig(KubeModel):
+    """DNS settings added to those `dnsPolicy` gives (all of them when the policy is None):
+    nameservers and searches are appended, options override options of the same name."""
+
+    nameservers: list[str] | None = None
+    searches: list[str] | None = None
+    options: list[PodDNSConfigOption] | None = None
+
+
 class PodSpec(KubeModel):
     """What a pod should run: its containers, their volumes, restart policy, and scheduling
     constraints."""
@@ -241,7 +257,7 @@ class PodSpec(KubeModel):
     termination_grace_period_seconds: int | None = None
     active_deadline_seconds: int | None = None
     dns_policy: str | None = None
-    dns_config: Mapping | None = None
+    dns_config: PodDNSConfig | None = None
     node_selector: dict[str, str] | None = None
     node_name: str | None = None
     affinity: Affinity | None = None

@@ -15,6 +15,7 @@ Messages follow Kubernetes' field errors so that a user who knows one knows the 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import re
 from collections.abc import Iterable
@@ -365,6 +366,48 @@ def check_pod_spec(errors: Errors, field: str, spec: PodSpec) -> None:
                            "value must be empty when `operator` is 'Exists'")
     if spec.node_name:
         check_dns_subdomain(errors, f"{field}.nodeName", spec.node_name)
+    check_pod_dns(errors, field, spec)
+
+
+DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+
+
+def check_pod_dns(errors: Errors, field: str, spec: PodSpec) -> None:
+    """dnsPolicy, dnsConfig (None needs a nameserver; at most 3 nameservers, 32 searches of 2048
+    characters in all), hostname and subdomain as Kubernetes checks them."""
+    if spec.hostname:
+        check_dns_label(errors, f"{field}.hostname", spec.hostname)
+    if spec.subdomain:
+        check_dns_label(errors, f"{field}.subdomain", spec.subdomain)
+    policy, cfg = spec.dns_policy, spec.dns_config
+    if policy is not None and policy not in DNS_POLICIES:
+        errors.not_supported(f"{field}.dnsPolicy", policy, DNS_POLICIES)
+    if policy == "None" and cfg is None:
+        errors.required(f"{field}.dnsConfig", "must provide `dnsConfig` when `dnsPolicy` is None")
+    if cfg is None:
+        return
+    servers, searches = cfg.nameservers or [], cfg.searches or []
+    if policy == "None" and not servers:
+        errors.required(f"{field}.dnsConfig.nameservers",
+                        "must provide at least one DNS nameserver when `dnsPolicy` is None")
+    if len(servers) > 3:
+        errors.invalid(f"{field}.dnsConfig.nameservers", servers, "must not have more than 3 nameservers")
+    for i, server in enumerate(servers):
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            errors.invalid(f"{field}.dnsConfig.nameservers[{i}]", server, "must be a valid IP address")
+    if len(searches) > 32:
+        errors.invalid(f"{field}.dnsConfig.searches", searches, "must not have more than 32 search paths")
+    if len(" ".join(searches)) > 2048:
+        errors.invalid(f"{field}.dnsConfig.searches", searches,
+                       "must not have more than 2048 characters (including spaces) in the search list")
+    for i, domain in enumerate(searches):
+        if domain != ".":
+            check_dns_subdomain(errors, f"{field}.dnsConfig.searches[{i}]", domain.removesuffix("."))
+    for i, opt in enumerate(cfg.options or []):
+        if not opt.name:
+            errors.required(f"{field}.dnsConfig.options[{i}].name")
 
 
 Volume_sources = ("empty_dir", "host_path", "config_map", "secret", "persistent_volume_claim",

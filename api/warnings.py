@@ -10,7 +10,7 @@ from api.core import Pod, PodSpec, PodTemplateSpec
 
 _IGNORED_POD_FIELDS = (
     "security_context", "affinity.pod_affinity", "affinity.pod_anti_affinity", "topology_spread_constraints",
-    "service_account_name", "image_pull_secrets", "dns_config", "host_aliases", "readiness_gates",
+    "service_account_name", "image_pull_secrets", "readiness_gates",
     "runtime_class_name", "priority_class_name", "ephemeral_containers", "scheduling_gates",
     "resource_claims", "host_network", "host_pid", "host_ipc", "share_process_namespace",
 )

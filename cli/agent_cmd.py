@@ -42,6 +42,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--registry-mirror", action="append", default=[], metavar="REGISTRY=URL",
                    help="pull REGISTRY's images from this mirror first, then from REGISTRY itself "
                    "(containerd's hosts.toml mirrors), e.g. docker.io=http://198.51.100.1:5000; repeatable")
+    p.add_argument("--cluster-dns", action="append", default=None, metavar="IP",
+                   help="nameserver of pods with dnsPolicy ClusterFirst (default 10.43.0.10, the kube-dns "
+                   "Service); repeatable; an empty value: pods use the node's resolver")
+    p.add_argument("--cluster-domain", default="cluster.local", metavar="DOMAIN",
+                   help="the cluster's DNS domain, searched by pods (default cluster.local)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=_main)
 
@@ -133,7 +138,8 @@ async def _main(args: argparse.Namespace) -> int:
         server, args.node_name, ssl=ssl, token=token, root_dir=args.root_dir, node_ip=args.node_ip,
         cgroup_root=args.cgroup_root, cgroup_parent=args.cgroup_parent, port=args.port, network=args.network,
         stop=stop, bind_address=args.bind_address or args.node_ip or "0.0.0.0",
-        registry_mirrors=args.registry_mirror, **tls))
+        registry_mirrors=args.registry_mirror, cluster_dns=[a for a in args.cluster_dns or ["10.43.0.10"] if a],
+        cluster_domain=args.cluster_domain, **tls))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({agent, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()

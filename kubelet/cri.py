@@ -184,9 +184,9 @@ class PodRuntime:
 
     # ------------------------------------------------------------ act
 
-    async def ensure_sandbox(self, pod: Pod) -> Sandbox:
+    async def ensure_sandbox(self, pod: Pod, *, hostname: str) -> Sandbox:
+        """The pod's namespaces, its uts name `hostname` (`kubelet.podhosts`); idempotent."""
         m = pod.metadata
-        hostname = (pod.spec.hostname or m.name or "pod")[:63]
         return await self.rt.create_sandbox(m.uid or "", m.name or "", hostname=hostname)
 
     async def pull(self, c: Container, *, pulling: Callable[[], None] = lambda: None) -> Pulled:

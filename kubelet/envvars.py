@@ -1,5 +1,6 @@
 """A container's environment, as Kubernetes builds it (pure): the image's ENV, then the
-container's `env` in order, each value `$(VAR)`-expanded against what came before.
+Services' Docker-link variables (`kubelet.servicelinks`), then the container's `env` in
+order, each value `$(VAR)`-expanded against what came before.
 
 `valueFrom` is resolved here:
 
@@ -92,8 +93,12 @@ def _missing(kind: str, ref: Mapping[str, object]) -> str | None:
 
 
 def container_env(pod: Pod, c: Container, image_env: Mapping[str, str], *, pod_ip: str | None,
-                  host_ip: str | None, allocatable: Mapping[str, str]) -> dict[str, str]:
+                  host_ip: str | None, allocatable: Mapping[str, str],
+                  service_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The image's ENV, then the Services' variables (`kubelet.servicelinks`), then the
+    container's `env`: a later layer wins, and `$(VAR)` may name anything of an earlier one."""
     env = dict(image_env)
+    env.update(service_env or {})
     for source in c.env_from or []:
         for key, kind in (("configMapRef", "configmap"), ("secretRef", "secret")):
             ref = source.get(key)

@@ -37,6 +37,7 @@ CREATED = "Created"
 STARTED = "Started"
 KILLING = "Killing"
 UNHEALTHY = "Unhealthy"
+FAILED_SANDBOX = "FailedCreatePodSandBox"
 
 
 def go_duration(seconds: float) -> str:

@@ -7,6 +7,7 @@
                   uids the runtime has but the API does not (orphans) --> enqueue (sync removes them)
         heartbeat: Lease every `lease_renew` s, Node status on change / every `status_report` s
         node informer: podCIDR for the bridge network, peers' podCIDRs for host-gw routes
+        service informer (all namespaces): the Docker-link variables of containers that start
         HTTP server: logs, exec and stats for the API server's proxy (TLS + client check when
                      `tls` is set: see server.py)
 
@@ -32,13 +33,14 @@ from api.core import Node, Pod
 from api.errors import ApiError
 from api.events import EventRecorder
 from api.informer import Informer
+from api.services import Service
 from api.worker import run_workers
 from api.workqueue import WorkQueue
 from kubelet.cri import PodRuntime
 from kubelet.decide import BackoffPolicy
 from kubelet.network import BridgeNetwork, NoNetwork, PodNetwork
 from kubelet.node import NodeAgent, capacity, node_images, node_ip_guess, read_machine
-from kubelet.podworker import UID_INDEX, PodWorkers, uid_index
+from kubelet.podworker import UID_INDEX, DNSSettings, PodWorkers, uid_index
 from kubelet.probes import ProbeManager, Target
 from kubelet.server import KubeletServer
 from runtime.images import Mirrors
@@ -68,6 +70,11 @@ class KubeletConfig:
     import_busybox: bool = True
     registry_mirrors: list[str] = field(default_factory=list)  # "docker.io=http://HOST:PORT", tried in order
     labels: dict[str, str] = field(default_factory=dict)
+    # Pods' resolvers (dnsPolicy ClusterFirst): the kube-dns Service's address and the cluster's domain;
+    # `dnsPolicy: Default` pods get the node's resolv.conf.
+    cluster_dns: list[str] = field(default_factory=lambda: ["10.43.0.10"])
+    cluster_domain: str = "cluster.local"
+    resolv_conf: Path = Path("/etc/resolv.conf")
     # TLS for the logs/exec server (client certificate required) and the client identities it
     # accepts; None serves plain http to anyone (loopback development clusters only).
     tls: ssl.SSLContext | None = None
@@ -83,6 +90,8 @@ class Kubelet:
         self.pods: Informer[Pod] = Informer(client, Pod, field_selector=f"spec.nodeName={config.node_name}",
                                             indexers={UID_INDEX: uid_index})
         self.nodes: Informer[Node] = Informer(client, Node)
+        # Every namespace's Services: the Docker-link variables of a container starting now.
+        self.services: Informer[Service] = Informer(client, Service)
         self.network: PodNetwork = NoNetwork()
         self.runtime: PodRuntime | None = None
         self.workers: PodWorkers | None = None
@@ -110,7 +119,11 @@ class Kubelet:
                                       on_failure=lambda t, kind, out: self._probe_failed(t, kind, out))
                 self.workers = PodWorkers(self.client, self.pods, rt, self.network, probes, recorder, self.queue,
                                           host_ip=self.node_ip, clock=time.time, backoff=cfg.backoff,
-                                          allocatable=capacity(read_machine(cfg.root_dir)))
+                                          allocatable=capacity(read_machine(cfg.root_dir)),
+                                          services=self.services,
+                                          dns=DNSSettings(cluster_dns=tuple(cfg.cluster_dns),
+                                                          domain=cfg.cluster_domain,
+                                                          node_resolv_conf=cfg.resolv_conf))
                 self.pods.add_handler(on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
                                       on_delete=self._enqueue)
                 server = KubeletServer(self.pods, rt, allowed_clients=cfg.tls_clients if cfg.tls else None)
@@ -118,8 +131,10 @@ class Kubelet:
                 await runner.setup()
                 await web.TCPSite(runner, cfg.bind_address, cfg.port, reuse_address=True, ssl_context=cfg.tls).start()
                 tasks = [tg.create_task(self.nodes.run(), name="kubelet-node-informer"),
+                         tg.create_task(self.services.run(), name="kubelet-service-informer"),
                          tg.create_task(self._heartbeat(agent), name="kubelet-heartbeat")]
                 await self.nodes.wait_synced()
+                await self.services.wait_synced()  # no container starts without its service variables
                 if cfg.network == "bridge":
                     await self._setup_bridge()
                 tasks += [tg.create_task(self.pods.run(), name="kubelet-pod-informer"),

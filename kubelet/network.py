@@ -90,15 +90,3 @@ class BridgeNetwork:
         ip: str | None = self._net.allocated().get(pod_uid)
         return ip
 
-
-def hosts_file(pod_name: str, pod_ip: str | None, hostname: str) -> str:
-    if pod_ip:
-        try:
-            from runtime.network import hosts_file as make
-
-            text: str = make(pod_name, pod_ip, hostname)
-            return text
-        except ImportError:
-            pass
-    return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + (
-        f"{pod_ip}\t{hostname}\n" if pod_ip else "")

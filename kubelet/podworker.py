@@ -23,6 +23,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from api.base import now as api_now
 from api.client import Client
@@ -30,14 +31,19 @@ from api.core import Container, Pod, Probe
 from api.errors import Conflict, NotFound
 from api.events import EventRecorder
 from api.informer import Informer
+from api.services import Service
 from api.workqueue import WorkQueue
 from kubelet import events as ev
 from kubelet.cri import NeverPull, PodError, PodRuntime
 from kubelet.decide import Backoff, BackoffPolicy, ContainerView, Observed, next_backoff, plan_pod
 from kubelet.envvars import EnvError, container_env
-from kubelet.network import PodNetwork, hosts_file
+from kubelet.network import PodNetwork
+from kubelet.podhosts import HostnameError, hosts_file, pod_names
 from kubelet.podstatus import TERMINAL, Observation, pod_status, same_status
 from kubelet.probes import Kind, ProbeManager, Target
+from kubelet.resolvconf import parse as parse_resolv_conf
+from kubelet.resolvconf import pod_dns
+from kubelet.servicelinks import service_env
 from runtime.container import ContainerError, SandboxError
 from runtime.images import ImageError
 
@@ -57,13 +63,25 @@ class PodMemory:
     backoffs: dict[str, Backoff] = field(default_factory=dict)
     pull_backoffs: dict[str, tuple[float, Backoff, str]] = field(default_factory=dict)  # until, backoff, message
     image_ids: dict[str, str] = field(default_factory=dict)
+    resolv_conf_written: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DNSSettings:
+    """The kubelet's `--cluster-dns` addresses, `--cluster-domain` and the node's resolv.conf
+    (what `dnsPolicy: Default` pods get)."""
+
+    cluster_dns: tuple[str, ...] = ("10.43.0.10",)
+    domain: str = "cluster.local"
+    node_resolv_conf: Path = Path("/etc/resolv.conf")
 
 
 class PodWorkers:
     def __init__(self, client: Client, pods: Informer[Pod], runtime: PodRuntime, network: PodNetwork,
                  probes: ProbeManager, recorder: EventRecorder, queue: WorkQueue, *, host_ip: str,
                  clock: Callable[[], float], backoff: BackoffPolicy = BackoffPolicy(),
-                 orphan_grace: float = 2.0, allocatable: Mapping[str, str] | None = None) -> None:
+                 orphan_grace: float = 2.0, allocatable: Mapping[str, str] | None = None,
+                 services: Informer[Service] | None = None, dns: DNSSettings = DNSSettings()) -> None:
         self.client = client
         self.pods = pods
         self.runtime = runtime
@@ -76,6 +94,8 @@ class PodWorkers:
         self.backoff = backoff
         self.orphan_grace = orphan_grace
         self.allocatable = dict(allocatable or {})  # the node's, for resourceFieldRef of unset limits
+        self.services = services  # every namespace's, for the containers' service variables
+        self.dns = dns
         self.memory: dict[str, PodMemory] = {}
         self.ips: dict[str, str | None] = {}
 
@@ -134,11 +154,21 @@ class PodWorkers:
         plan_requeue: float | None = None
         init_failed = False
         if not (terminal and self.runtime.sandbox(uid) is None):
-            sb = await self.runtime.ensure_sandbox(pod)
+            try:
+                names = pod_names(pod, domain=self.dns.domain)
+            except HostnameError as e:
+                self.recorder.event(pod, "Warning", ev.FAILED_SANDBOX, f"Failed to create pod sandbox: {e}")
+                self.queue.add_after(uid, self.backoff.initial)
+                await self._write_status(pod, waiting, init_failed)
+                return
+            sb = await self.runtime.ensure_sandbox(pod, hostname=names.uts)
+            if not mem.resolv_conf_written:
+                self._write_resolv_conf(pod, sb.dir / "etc" / "resolv.conf")
+                mem.resolv_conf_written = True
             if uid not in self.ips or self.ips[uid] is None:
                 ip = await self.network.attach(uid, sb.netns_path, host_ports=host_ports(pod))
                 self.ips[uid] = ip
-                (sb.dir / "etc" / "hosts").write_text(hosts_file(pod.metadata.name or "", ip, sb.hostname))
+                (sb.dir / "etc" / "hosts").write_text(hosts_file(pod, names, ip))
             obs = self.runtime.containers(uid)
             specs = {c.name: c for c in [*(pod.spec.init_containers or []), *pod.spec.containers]}
             views = [ContainerView(c.name, init=True) for c in pod.spec.init_containers or []]
@@ -239,8 +269,26 @@ class PodWorkers:
         return None
 
     def _env(self, pod: Pod, c: Container, image_env: dict[str, str]) -> dict[str, str]:
+        links = {}
+        if self.services is not None:
+            links = service_env(self.services.list(), pod.metadata.namespace or "default",
+                                enable_links=pod.spec.enable_service_links is not False)
         return container_env(pod, c, image_env, pod_ip=self.ips.get(pod.metadata.uid or ""), host_ip=self.host_ip,
-                             allocatable=self.allocatable)
+                             allocatable=self.allocatable, service_env=links)
+
+    def _write_resolv_conf(self, pod: Pod, path: Path) -> None:
+        """The pod's resolv.conf by its dnsPolicy (`kubelet.resolvconf`); what its limits cut is
+        a Warning event, as the kubelet's DNSConfigForming."""
+        try:
+            node = parse_resolv_conf(self.dns.node_resolv_conf.read_text())
+        except OSError as e:
+            log.warning("kubelet: cannot read the node's %s: %s", self.dns.node_resolv_conf, e)
+            node = parse_resolv_conf("")
+        got = pod_dns(pod.spec, pod.metadata.namespace or "default", node=node, cluster_dns=self.dns.cluster_dns,
+                      domain=self.dns.domain)
+        for reason, message in got.warnings:
+            self.recorder.event(pod, "Warning", reason, message)
+        path.write_text(got.conf.text())
 
     def _probe(self, pod: Pod, uid: str, netns: object) -> None:
         latest = self.runtime.containers(uid).latest
