@@ -127,6 +127,52 @@ def _lease_row(lease: dict[str, Any], now: datetime) -> Row:
     return [lease["metadata"]["name"], (lease.get("spec") or {}).get("holderIdentity", ""), _age(lease, now)]
 
 
+def _more(items: list[str], total: int, *, empty: str, limit: int = 3) -> str:
+    """kubectl's `a,b,c + 2 more...` for long lists."""
+    text = ",".join(items[:limit])
+    if total > limit:
+        return f"{text} + {total - limit} more..."
+    return text or empty
+
+
+def _service_row(svc: dict[str, Any], now: datetime) -> Row:
+    spec = svc.get("spec") or {}
+    kind = spec.get("type") or "ClusterIP"
+    external = ",".join(spec.get("externalIPs") or [])
+    if kind == "ExternalName":
+        external = spec.get("externalName") or ""
+    elif kind == "LoadBalancer":
+        ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        found = [i.get("ip") or i.get("hostname") for i in ingress if i.get("ip") or i.get("hostname")]
+        external = ",".join([*found, *(spec.get("externalIPs") or [])]) or "<pending>"
+    ports = [f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol') or 'TCP'}"
+             for p in spec.get("ports") or []]
+    selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    return [svc["metadata"]["name"], kind, spec.get("clusterIP") or "<none>", external or "<none>",
+            ",".join(ports) or "<none>", _age(svc, now), selector or "<none>"]
+
+
+def _endpoints_row(ep: dict[str, Any], now: datetime) -> Row:
+    shown: list[str] = []
+    total = 0
+    for subset in ep.get("subsets") or []:
+        ports = [p.get("port") for p in subset.get("ports") or []] or [None]
+        for port in ports:
+            for address in subset.get("addresses") or []:
+                total += 1
+                ip = str(address.get("ip", ""))
+                host = f"[{ip}]" if ":" in ip and port is not None else ip
+                shown.append(host + (f":{port}" if port is not None else ""))
+    return [ep["metadata"]["name"], _more(shown, total, empty="<none>"), _age(ep, now)]
+
+
+def _endpointslice_row(es: dict[str, Any], now: datetime) -> Row:
+    ports = [str(p["port"]) if p.get("port") is not None else p.get("name") or "*" for p in es.get("ports") or []]
+    addresses = [a for e in es.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [es["metadata"]["name"], es.get("addressType", ""), _more(ports, len(ports), empty="<unset>"),
+            _more(addresses, len(addresses), empty="<unset>"), _age(es, now)]
+
+
 TABLES: dict[str, tuple[list[Column], Callable[[dict[str, Any], datetime], Row]]] = {
     "pods": ([("Name", "string", 0), ("Ready", "string", 0), ("Status", "string", 0), ("Restarts", "integer", 0),
               ("Age", "string", 0), ("IP", "string", 1), ("Node", "string", 1), ("Nominated Node", "string", 1),
@@ -145,6 +191,12 @@ TABLES: dict[str, tuple[list[Column], Callable[[dict[str, Any], datetime], Row]]
     "events": ([("Last Seen", "string", 0), ("Type", "string", 0), ("Reason", "string", 0),
                 ("Object", "string", 0), ("Message", "string", 0)], _event_row),
     "leases": ([("Name", "string", 0), ("Holder", "string", 0), ("Age", "string", 0)], _lease_row),
+    "services": ([("Name", "string", 0), ("Type", "string", 0), ("Cluster-IP", "string", 0),
+                  ("External-IP", "string", 0), ("Port(s)", "string", 0), ("Age", "string", 0),
+                  ("Selector", "string", 1)], _service_row),
+    "endpoints": ([("Name", "string", 0), ("Endpoints", "string", 0), ("Age", "string", 0)], _endpoints_row),
+    "endpointslices": ([("Name", "string", 0), ("AddressType", "string", 0), ("Ports", "string", 0),
+                        ("Endpoints", "string", 0), ("Age", "string", 0)], _endpointslice_row),
 }
 
 

@@ -1,5 +1,6 @@
 """`kubelite describe TYPE NAME`: kubectl's sections for pods, deployments, replica sets,
-nodes and namespaces (a generic key/value dump for the rest), then the object's Events.
+nodes, namespaces and services (a generic key/value dump for the rest), then the object's Events.
+A Service's endpoints come from its EndpointSlices (ready ones only), as kubectl shows them.
 
 Text goes through the tabwriter with kubectl's describe settings (minwidth 0, padding 2):
 `Key:\\tvalue` lines that follow each other align their values, and a line without a tab
@@ -21,6 +22,7 @@ from api.apps import Deployment, ReplicaSet
 from api.durations import format_age
 from api.errors import NotFound
 from api.resources import Resource
+from api.services import SERVICE_NAME_LABEL
 from cli import targets
 from cli.apply import LAST_APPLIED
 from cli.config import Connection
@@ -55,8 +57,9 @@ async def describe_cmd(args: argparse.Namespace, conn: Connection) -> int:
             first = False
             events = await _events(conn, res, obj)
             extra = await _replica_set_lines(conn, obj) if res is resources.DEPLOYMENTS else []
+            slices = await _endpoint_slices(conn, obj) if res is resources.SERVICES else []
             writer = TabWriter(sys.stdout, minwidth=0, padding=2)
-            for line in describe(res, obj, events, now=datetime.now(UTC), extra=extra):
+            for line in describe(res, obj, events, now=datetime.now(UTC), extra=extra, slices=slices):
                 writer.write(line + "\n")
             writer.flush()
     return 1 if failed else 0
@@ -94,11 +97,23 @@ async def _replica_set_lines(conn: Connection, obj: dict[str, Any]) -> Lines:
     return [f"OldReplicaSets:\t{', '.join(old) or '<none>'}", f"NewReplicaSet:\t{show(new) if new else '<none>'}"]
 
 
+async def _endpoint_slices(conn: Connection, svc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Service's EndpointSlices (label kubernetes.io/service-name), as kubectl reads them."""
+    meta = svc.get("metadata") or {}
+    listed = await conn.api.request("GET", resources.ENDPOINTSLICES.path(meta.get("namespace") or "default"),
+                                    params={"labelSelector": f"{SERVICE_NAME_LABEL}={meta.get('name')}"})
+    return list(listed.get("items") or [])
+
+
 def describe(res: Resource, obj: dict[str, Any], events: list[dict[str, Any]], *, now: datetime,
-             extra: Lines | None = None) -> Lines:
+             extra: Lines | None = None, slices: list[dict[str, Any]] | None = None) -> Lines:
     """The describe text of one object as tab-separated lines (see the module docstring);
-    `extra` (a Deployment's ReplicaSets) goes between the body and the events."""
-    body = _DESCRIBERS.get(res.kind, _generic)(obj, now)
+    `extra` (a Deployment's ReplicaSets) goes between the body and the events; `slices` are a
+    Service's EndpointSlices."""
+    if res.kind == "Service":
+        body = _service(obj, slices or [])
+    else:
+        body = _DESCRIBERS.get(res.kind, _generic)(obj, now)
     return [*body, *(extra or []), *events_section(events, now)]
 
 
@@ -365,6 +380,59 @@ def _namespace(obj: dict[str, Any], now: datetime) -> Lines:
     return [f"Name:\t{meta.get('name')}", *_map("Labels", meta.get("labels")),
             *_map("Annotations", annotations, sep=": "),
             f"Status:\t{(obj.get('status') or {}).get('phase', 'Active')}"]
+
+
+def slice_endpoints(slices: list[dict[str, Any]], port_name: str | None) -> str:
+    """`10.244.1.2:80,10.244.2.3:80 + 1 more...`: the ready endpoints of the slices' port of
+    that name (the addresses alone for slices without ports), `<none>` when there are none."""
+    shown: list[str] = []
+    for es in slices:
+        ready = [a for e in es.get("endpoints") or [] if (e.get("conditions") or {}).get("ready") is not False
+                 for a in e.get("addresses") or []]
+        ports = es.get("ports")
+        if not ports:
+            shown += ready
+            continue
+        for p in ports:
+            if (p.get("name") or "") == (port_name or "") and p.get("port") is not None:
+                shown += [f"[{a}]:{p['port']}" if ":" in a else f"{a}:{p['port']}" for a in ready]
+    text = ",".join(shown[:3])
+    return f"{text} + {len(shown) - 3} more..." if len(shown) > 3 else text or "<none>"
+
+
+def _service(obj: dict[str, Any], slices: list[dict[str, Any]]) -> Lines:
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+    out = [f"Name:\t{meta.get('name')}", f"Namespace:\t{meta.get('namespace')}", *_map("Labels", meta.get("labels")),
+           *_map("Annotations", annotations, sep=": ")]
+    selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    out.append(f"Selector:\t{selector or '<none>'}")
+    out.append(f"Type:\t{spec.get('type') or 'ClusterIP'}")
+    if spec.get("ipFamilyPolicy"):
+        out.append(f"IP Family Policy:\t{spec['ipFamilyPolicy']}")
+    out.append(f"IP Families:\t{','.join(spec.get('ipFamilies') or []) or '<none>'}")
+    out.append(f"IP:\t{spec.get('clusterIP') or ''}")
+    out.append(f"IPs:\t{','.join(spec.get('clusterIPs') or []) or '<none>'}")
+    if spec.get("externalIPs"):
+        out.append(f"External IPs:\t{','.join(spec['externalIPs'])}")
+    if spec.get("type") == "ExternalName":
+        out.append(f"External Name:\t{spec.get('externalName') or ''}")
+    for p in spec.get("ports") or []:
+        name, proto = p.get("name") or "<unset>", p.get("protocol") or "TCP"
+        out.append(f"Port:\t{name}\t{p.get('port')}/{proto}")
+        out.append(f"TargetPort:\t{p.get('targetPort', p.get('port'))}/{proto}")
+        if p.get("nodePort"):
+            out.append(f"NodePort:\t{name}\t{p['nodePort']}/{proto}")
+        out.append(f"Endpoints:\t{slice_endpoints(slices, p.get('name'))}")
+    out.append(f"Session Affinity:\t{spec.get('sessionAffinity') or 'None'}")
+    timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+    if spec.get("sessionAffinity") == "ClientIP" and timeout:
+        out.append(f"Session Affinity Timeout:\t{timeout}s")
+    if spec.get("externalTrafficPolicy"):
+        out.append(f"External Traffic Policy:\t{spec['externalTrafficPolicy']}")
+    if spec.get("internalTrafficPolicy"):
+        out.append(f"Internal Traffic Policy:\t{spec['internalTrafficPolicy']}")
+    return out
 
 
 def _generic(obj: dict[str, Any], now: datetime) -> Lines:

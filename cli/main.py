@@ -17,6 +17,8 @@ from collections.abc import Sequence
 # Order is the order of `kubelite --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "cli.objects",
+    "cli.expose",
+    "cli.clusterinfo",
     "cli.servers",
     "cli.scheduler_cmd",
     "cli.controller_cmd",

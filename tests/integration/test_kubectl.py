@@ -204,3 +204,38 @@ async def test_auth_on_a_server_without_authentication(kubectl):
     who = (await kubectl.run("auth", "whoami")).stdout
     assert "system:anonymous" in who
     assert (await kubectl.run("auth", "can-i", "delete", "pods", "-A")).stdout.strip() == "yes"
+
+
+async def test_expose_get_describe_services_and_cluster_info(kubectl, apiserver, client):
+    from tests.integration.test_cli_services import KUBE_DNS, endpoints_for_web
+
+    await kubectl.run("create", "-f", "-", stdin=DEPLOYMENT)
+    out = await kubectl.run("expose", "deployment", "web", "--port", "80", "--target-port", "8080",
+                            "--cluster-ip", "10.43.0.50")
+    assert out.stdout.strip() == "service/web exposed"
+    svc = json.loads((await kubectl.run("get", "svc", "web", "-o", "json")).stdout)
+    assert svc["spec"]["selector"] == {"app": "web"} and svc["metadata"]["labels"] == {"app": "web"}
+    assert [(p["port"], p["targetPort"], p["protocol"]) for p in svc["spec"]["ports"]] == [(80, 8080, "TCP")]
+    await kubectl.run("expose", "deploy", "web", "--name", "web-np", "--type", "NodePort", "--port", "81",
+                      "--cluster-ip", "10.43.0.51", "--overrides",
+                      '{"spec": {"ports": [{"port": 81, "targetPort": 8080, "nodePort": 30081, "protocol": "TCP"}]}}')
+    await endpoints_for_web(client)
+
+    lines = (await kubectl.run("get", "svc")).stdout.splitlines()
+    assert lines[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    rows = {line.split()[0]: line.split()[1:5] for line in lines[1:]}
+    assert rows["web"] == ["ClusterIP", "10.43.0.50", "<none>", "80/TCP"]
+    assert rows["web-np"] == ["NodePort", "10.43.0.51", "<none>", "81:30081/TCP"]
+    out = (await kubectl.run("get", "svc,ep,endpointslices")).stdout
+    assert "service/web " in out and "endpoints/web " in out
+    assert "10.244.1.2:8080,10.244.2.3:8080,10.244.1.4:8080" in out
+    assert "endpointslice.discovery.k8s.io/web-abcde" in out and "10.244.1.2,10.244.2.3,10.244.1.4 + 1 more..." in out
+
+    described = (await kubectl.run("describe", "service", "web")).stdout
+    assert "Selector:" in described and "10.43.0.50" in described
+    assert "Endpoints:" in described and "10.244.1.2:8080,10.244.2.3:8080,10.244.1.4:8080" in described
+
+    await kubectl.run("apply", "-f", "-", stdin=KUBE_DNS)
+    out = (await kubectl.run("cluster-info")).stdout.splitlines()
+    assert out[0] == f"Kubernetes control plane is running at {apiserver.url}"
+    assert out[1] == f"CoreDNS is running at {apiserver.url}/api/v1/namespaces/kube-system/services/kube-dns:dns/proxy"

@@ -35,7 +35,8 @@ def test_cluster_first_is_the_cluster_dns_with_the_namespace_search_path() -> No
     got = pod_dns(spec(), "shop", node=NODE, cluster_dns=["10.43.0.10"])
     assert got.warnings == []
     assert got.conf.text() == ("nameserver 10.43.0.10\n"
-                               "search shop.svc.cluster.local svc.cluster.local cluster.local corp.example lab.example\n"
+                               "search shop.svc.cluster.local svc.cluster.local cluster.local "
+                               "corp.example lab.example\n"
                                "options ndots:5\n")
     assert pod_dns(spec(dns_policy="ClusterFirst"), "x", node=ResolvConf(), cluster_dns=["10.43.0.10"],
                    domain="k.test").conf.searches == ["x.svc.k.test", "svc.k.test", "k.test"]
