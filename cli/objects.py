@@ -106,7 +106,8 @@ def register(subparsers: Any) -> None:
 
     p = _parser(subparsers, "get", "list objects as tables, YAML, JSON or names", get.get_cmd)
     p.add_argument("targets", nargs="+", metavar="TYPE[/NAME] [NAME...]",
-                   help="pods, deploy, rs, nodes, ns, events, all; comma-separated types allowed")
+                   help="pods, deploy, rs, svc, ep, endpointslices, nodes, ns, events, all; comma-separated "
+                   "types allowed")
     _namespace_flag(p, all_namespaces=True)
     _selector_flags(p)
     p.add_argument("-o", "--output", choices=OUTPUTS, help="wide|yaml|json|name")

@@ -8,8 +8,18 @@ from __future__ import annotations
 from api.client import Client
 from api.core import ObjectReference
 from api.meta import ObjectMeta
-from api.services import (SERVICE_NAME_LABEL, Endpoint, EndpointAddress, EndpointConditions, EndpointPort,
-                          Endpoints, EndpointSlice, EndpointSlicePort, EndpointSubset, Service)
+from api.services import (
+    SERVICE_NAME_LABEL,
+    Endpoint,
+    EndpointAddress,
+    EndpointConditions,
+    EndpointPort,
+    Endpoints,
+    EndpointSlice,
+    EndpointSlicePort,
+    EndpointSubset,
+    Service,
+)
 from tests.integration.test_cli_apply import DEPLOYMENT, Run, kl
 
 __all__ = ["kl"]
