@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.servers",
     "cli.scheduler_cmd",
     "cli.controller_cmd",
+    "cli.dns_cmd",
     "cli.agent_cmd",
     "cli.pods_cmd",
     "cli.cluster_cmd",

@@ -55,7 +55,7 @@ PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 BOOTSTRAP_PATHS = ("/kubelite/v1/cluster-info", "/kubelite/v1/join")
 
 # Creates whose rules depend on the new object's name (own Node, own Lease, kube-system).
-_NAMED_CREATES = frozenset({"nodes", "leases", "namespaces"})
+_NAMED_CREATES = frozenset({"nodes", "leases", "namespaces", "services", "endpoints", "endpointslices"})
 
 USER: web.RequestKey[Identity] = web.RequestKey("kubelite-user")
 
