@@ -37,8 +37,8 @@ from api.services import EndpointSlice, Service
 
 __all__ = [
     "AAAA",
-    "EXISTS",
     "CNAME",
+    "EXISTS",
     "NS",
     "PTR",
     "SOA",
@@ -64,10 +64,10 @@ PROTOCOLS = {"TCP": "_tcp", "UDP": "_udp", "SCTP": "_sctp"}
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One resource record (or, with `rtype` EXISTS, only the fact that `name` exists). `data` by type: A/AAAA an address string; CNAME/PTR/NS a name;
-    SRV (priority, weight, port, target); TXT the text. `rank` orders alternatives for the
-    same name and type: only the lowest rank present is answered (a Service's PTR hides a
-    pod's PTR for the same address)."""
+    """One resource record (with `rtype` EXISTS: only the fact that `name` exists). `data` by
+    type: A/AAAA an address string; CNAME/PTR/NS a name; SRV (priority, weight, port, target);
+    TXT the text. `rank` orders alternatives for the same name and type: only the lowest rank
+    present is answered (a Service's PTR hides a pod's PTR for the same address)."""
 
     name: str
     rtype: int
