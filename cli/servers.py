@@ -1,15 +1,17 @@
 """`kubelite apiserver` and `kubelite server`: the control plane processes.
 
 `kubelite server` is the all-in-one control plane: an embedded etcd child process
-(unless --etcd-servers points at one), the API server, and the scheduler and
-controller-manager talking to it over HTTP like any other client. All of it lives in
-one TaskGroup: if any part dies, the process exits non-zero with the reason.
+(unless --etcd-servers points at one), the API server, and the scheduler, the
+controller-manager and the cluster DNS (UDP and TCP port 53 of the bind address) talking to it
+over HTTP like any other client. All of it lives in one TaskGroup: if any part dies, the
+process exits non-zero with the reason (the DNS only retries a port it cannot bind).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
@@ -27,6 +29,7 @@ from apiserver.auth.config import SecurityMaterial, ensure_security
 from apiserver.auth.pki import PKIError
 from apiserver.etcd_process import EtcdNotInstalled, EtcdProcess, EtcdStartFailed
 from cli.daemon import setup_logging, stop_on_signals
+from cli.dns_cmd import add_dns_flags
 
 log = logging.getLogger("kubelite")
 
@@ -73,6 +76,10 @@ def register(subparsers: Any) -> None:
                    help="how long pods stay on an unreachable node before eviction (default 5m)")
     s.add_argument("--cluster-cidr", default="10.244.0.0/16", help="pod network; each node gets a /24")
     s.add_argument("--no-controllers", action="store_true", help="run only etcd and the API server")
+    s.add_argument("--no-dns", action="store_true", help="do not run the cluster DNS server")
+    s.add_argument("--dns-port", type=int, default=53, metavar="PORT",
+                   help="UDP and TCP port of the cluster DNS, on the bind address (default 53)")
+    add_dns_flags(s, prefix="dns-")
     s.add_argument("--secure", action="store_true",
                    help="serve TLS with authentication even on loopback (always on for other addresses)")
     s.add_argument("--advertise-address", help="address nodes and clients use to reach this server "
@@ -217,11 +224,13 @@ async def _until(stop: asyncio.Event) -> None:
 
 
 def _control_loops(args: argparse.Namespace, material: SecurityMaterial | None) -> list[Any]:
-    """The scheduler and the controller-manager, each a client of the API server under its own
-    identity when the server is secured."""
+    """The scheduler, the controller-manager and the cluster DNS, each a client of the API server
+    under its own identity when the server is secured."""
     from api.client import Client
     from cli.config import from_kubeconfig
+    from cli.dns_cmd import options_from
     from controllers.manager import run_controller_manager
+    from dns.run import run_dns
     from scheduler import run_scheduler
 
     def client_for(kubeconfig: Path | None, agent: str) -> Client:
@@ -242,4 +251,24 @@ def _control_loops(args: argparse.Namespace, material: SecurityMaterial | None) 
                                          pod_eviction_timeout=args.pod_eviction_timeout,
                                          cluster_cidr=args.cluster_cidr, leader_elect=True, stop=stop)
 
-    return [scheduler, controllers]
+    async def dns(stop: asyncio.Event) -> None:
+        kubeconfig = material.dns_kubeconfig if material is not None else None
+        bind = args.bind_address
+        options = options_from(args, bind=bind, port=args.dns_port)
+        options.advertise = args.advertise_address or (_primary_address() if bind in ("0.0.0.0", "::") else None)
+        delay = 1.0
+        async with client_for(kubeconfig, "kubelite-dns") as client:
+            while not stop.is_set():
+                try:
+                    await run_dns(client, options, stop=stop)
+                except* OSError as group:
+                    # A taken port is the machine's business, not a reason to stop the control
+                    # plane: say so and try again, as a supervisor restarting it would.
+                    log.error("the cluster DNS cannot listen on %s port %d: %s; retrying in %.0fs "
+                              "(or use --dns-port / --no-dns)", bind, args.dns_port, group.exceptions[0], delay)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await stop.wait()
+                delay = min(delay * 2, 30.0)
+
+    return [scheduler, controllers] + ([] if args.no_dns else [dns])
