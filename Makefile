@@ -46,12 +46,22 @@ demo: deps
 demo-down: venv
 	$(VENV)/bin/kubelite down
 
+# dnsperf and dnsmasq for bench/dns.py; dnsmasq-base is the binary without the Debian service,
+# which would take port 53 from the cluster DNS.
+BENCH_APT_PKGS := dnsperf dnsmasq-base
+
 bench: deps
+	@missing=""; for p in $(BENCH_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 	$(PY) bench/api.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/build.py
 	$(PY) bench/runtime.py
 	$(PY) bench/pods.py
+	$(PY) bench/dns.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
