@@ -12,10 +12,11 @@ flags, EDNS record), so a hit is exactly the reply dnslib would build again. Eve
 parsed by dnslib; a zone answer is built, encoded, cached (bounded; cleared when `zone.version`
 moves) and sent. UDP and TCP have separate caches: only UDP truncates.
 
-Names the zone does not own are forwarded (`dns.forward`) in a task; at most `max_tasks` of
-those tasks exist at once, and a query beyond that gets SERVFAIL at once (a flood of outside
-names cannot grow memory). TCP: at most `max_tcp` connections, each closed after `tcp_idle`
-seconds without a query; queries on one connection are answered in order.
+Names the zone does not own, and the targets of CNAMEs leaving the zone (ExternalName), are
+forwarded (`dns.forward`) in a task; at most `max_tasks` of those tasks exist at once, and a
+query beyond that gets SERVFAIL at once (a flood of outside names cannot grow memory).
+TCP: at most `max_tcp` connections, each closed after `tcp_idle` seconds without a query;
+queries on one connection are answered in order.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import logging
 import socket
 from typing import Any
 
-from dnslib import DNSRecord
+from dnslib import DNSHeader, DNSQuestion, DNSRecord
 
 from dns.forward import Forwarder, ForwardError
+from dns.records import CNAME
 from dns.wire import EDE_NO_REACHABLE_AUTHORITY, encode, error_reply, header_error, parse, udp_limit, zone_reply
-from dns.zone import Zone
+from dns.zone import ANY, Answer, Zone
 
 __all__ = ["DnsServer"]
 
@@ -139,16 +141,40 @@ class DnsServer:
             return request
         if q.qclass not in (1, 255) or q.qtype in ZONE_TRANSFERS:
             return encode(error_reply(request, REFUSED), request, limit=None)
-        reply = zone_reply(request, self.zone.lookup(name, int(q.qtype)), self.zone)
+        answer = self.zone.lookup(name, int(q.qtype))
+        if self._leaves_zone(answer, int(q.qtype)):
+            return request  # an ExternalName: the rest of the chain comes from upstream
+        reply = zone_reply(request, answer, self.zone)
         out = encode(reply, request, limit=udp_limit(request) if udp else None)
         if len(cache) >= CACHE_ENTRIES:
             cache.clear()
         cache[key] = out[2:]
         return out
 
+    def _leaves_zone(self, answer: Answer, qtype: int) -> bool:
+        last = answer.answer[-1] if answer.answer else None
+        return (last is not None and last.rtype == CNAME and qtype not in (CNAME, ANY)
+                and not self.zone.in_zone(str(last.data)))
+
     async def answer_forwarded(self, request: DNSRecord, *, udp: bool) -> bytes:
+        """The reply to a request `answer_local` handed back: forwarded as it is, or, for a name
+        whose CNAME leaves the zone (ExternalName), the zone's CNAME plus the upstream's answer
+        for the target (as CoreDNS does)."""
+        q = request.q
+        name = str(q.qname).lower()
         try:
-            reply = await self.forwarder.resolve(request)
+            if self.zone.owns(name):
+                answer = self.zone.lookup(name, int(q.qtype))
+                reply = zone_reply(request, answer, self.zone)
+                if self._leaves_zone(answer, int(q.qtype)):
+                    target = DNSRecord(DNSHeader(id=request.header.id, rd=1),
+                                       q=DNSQuestion(str(answer.answer[-1].data), q.qtype, q.qclass))
+                    upstream = await self.forwarder.resolve(target)
+                    for rr in upstream.rr:
+                        reply.add_answer(rr)
+                    reply.header.rcode = upstream.header.rcode
+            else:
+                reply = await self.forwarder.resolve(request)
         except ForwardError as err:
             reply = error_reply(request, SERVFAIL, ede=(EDE_NO_REACHABLE_AUTHORITY, str(err)))
         return encode(reply, request, limit=udp_limit(request) if udp else None)

@@ -271,7 +271,9 @@ async def test_api_changes_show_within_a_second(secure: SecureApiServer, admin: 
         await eventually(gone, timeout=1.0)
 
 
-async def test_forwarding_caching_and_servfail(secure: SecureApiServer) -> None:
+async def test_forwarding_caching_and_servfail(secure: SecureApiServer, admin: Client) -> None:
+    await admin.create(Service.from_dict({"metadata": {"name": "kltest-ext", "namespace": "default"},
+                                          "spec": {"type": "ExternalName", "externalName": "db.example.org"}}))
     async with upstream_server() as (upstream, address), dns_server(secure, [address]) as port:
         first = await dig(port, "www.example.org", "A")
         assert first.status == "NOERROR" and first.data() == ["203.0.113.7"]
@@ -283,6 +285,10 @@ async def test_forwarding_caching_and_servfail(secure: SecureApiServer) -> None:
         # names in the zone are never forwarded
         await dig(port, f"nope.default.svc.{ZONE}", "A")
         assert f"nope.default.svc.{ZONE}." not in upstream.queries
+        # an ExternalName: the zone's CNAME, then the upstream's answer for its target
+        ext = await dig(port, f"kltest-ext.default.svc.{ZONE}", "A")
+        assert [(rr[0], rr[3], rr[4]) for rr in ext.answer] == [
+            (f"kltest-ext.default.svc.{ZONE}.", "CNAME", "db.example.org."), ("db.example.org.", "A", "203.0.113.7")]
     async with dns_server(secure, []) as port:
         failed = await dig(port, "www.example.org", "A")
         assert failed.status == "SERVFAIL"
