@@ -333,3 +333,34 @@ async def test_kube_dns_service_and_endpoints_are_created_and_kept(secure: Secur
             return len(now.spec.ports or []) == 2
 
         await eventually(repaired, timeout=5)
+
+
+async def test_a_flood_of_outside_names_stays_bounded() -> None:
+    """An upstream that never answers: at most max_tasks forwards wait, the rest get SERVFAIL at once."""
+    from dns.forward import Forwarder
+    from dns.server import DnsServer
+    from dns.zone import Zone
+
+    loop = asyncio.get_running_loop()
+    silent, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    replies: list[DNSRecord] = []
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Address) -> None:
+            replies.append(DNSRecord.parse(data))
+
+    server = DnsServer(Zone(), Forwarder([silent.get_extra_info("sockname")[:2]], timeout=0.5),
+                       port=0, max_tasks=5)
+    async with server:
+        sender, _ = await loop.create_datagram_endpoint(Client, remote_addr=("127.0.0.1", server.port))
+        try:
+            for i in range(50):
+                sender.sendto(DNSRecord.question(f"host{i}.example.org", "A").pack())
+            await asyncio.sleep(0.2)
+            assert len(server._tasks) == 5
+            assert len(replies) == 45 and all(r.header.rcode == 2 for r in replies)
+            await asyncio.sleep(0.6)  # the waiting five time out: SERVFAIL naming the upstream
+            assert len(replies) == 50 and not server._tasks
+        finally:
+            sender.close()
+            silent.close()
