@@ -9,8 +9,11 @@ Hot path (a UDP query for a name already asked since the zone last changed): the
 after the 2-byte id are the key of a dict of encoded replies; a hit is the query id + the cached
 bytes, with no parsing at all. The key holds the whole question (name spelling, type, class,
 flags, EDNS record), so a hit is exactly the reply dnslib would build again. Every other query is
-parsed by dnslib; a zone answer is built, encoded, cached (bounded; cleared when `zone.version`
-moves) and sent. UDP and TCP have separate caches: only UDP truncates.
+parsed by dnslib; a zone answer is built, encoded, cached and sent. A cached answer is filed
+under every name it depends on (the question, each record's owner, each CNAME's target) and
+dropped when the zone says one of them changed (`Zone.add_listener`), so churn in one Service
+leaves the rest of the cache warm. UDP and TCP have separate caches (only UDP truncates); the
+caches and the name index are bounded (all cleared when full).
 
 Names the zone does not own, and the targets of CNAMEs leaving the zone (ExternalName), are
 forwarded (`dns.forward`) in a task; at most `max_tasks` of those tasks exist at once, and a
@@ -56,9 +59,11 @@ class DnsServer:
         self.max_tasks = max_tasks
         self.max_tcp = max_tcp
         self.tcp_idle = tcp_idle
-        self._version = -1
         self._udp_cache: dict[bytes, bytes] = {}
         self._tcp_cache: dict[bytes, bytes] = {}
+        self._keys_by_name: dict[str, set[bytes]] = {}  # name -> cache keys whose answer used it
+        self._filed = 0  # entries in _keys_by_name, stale ones included
+        zone.add_listener(self._invalidate)
         self._tasks: set[asyncio.Task[None]] = set()
         self._tcp_clients: set[asyncio.Task[Any]] = set()
         self._udp: asyncio.DatagramTransport | None = None
@@ -116,10 +121,6 @@ class DnsServer:
     def answer_local(self, data: bytes, *, udp: bool) -> bytes | DNSRecord | None:
         """The reply to `data` if the zone answers it (or it is malformed), else the parsed
         request to forward; None: drop it (not a query)."""
-        if self._version != self.zone.version:
-            self._udp_cache.clear()
-            self._tcp_cache.clear()
-            self._version = self.zone.version
         cache = self._udp_cache if udp else self._tcp_cache
         key = data[2:]
         hit = cache.get(key)
@@ -146,10 +147,31 @@ class DnsServer:
             return request  # an ExternalName: the rest of the chain comes from upstream
         reply = zone_reply(request, answer, self.zone)
         out = encode(reply, request, limit=udp_limit(request) if udp else None)
-        if len(cache) >= CACHE_ENTRIES:
-            cache.clear()
+        if len(cache) >= CACHE_ENTRIES or self._filed >= 4 * CACHE_ENTRIES:
+            self._invalidate(None)  # includes stale index entries left by partial invalidations
         cache[key] = out[2:]
+        names = {name}
+        for record in answer.answer:
+            names.add(record.name)
+            if record.rtype == CNAME:
+                names.add(str(record.data))
+        for used in names:
+            self._keys_by_name.setdefault(used, set()).add(key)
+        self._filed += len(names)
         return out
+
+    def _invalidate(self, names: set[str] | None) -> None:
+        """Drop the cached answers that used any of `names` (None: all of them)."""
+        if names is None:
+            self._udp_cache.clear()
+            self._tcp_cache.clear()
+            self._keys_by_name.clear()
+            self._filed = 0
+            return
+        for name in names:
+            for key in self._keys_by_name.pop(name, ()):
+                self._udp_cache.pop(key, None)
+                self._tcp_cache.pop(key, None)
 
     def _leaves_zone(self, answer: Answer, qtype: int) -> bool:
         last = answer.answer[-1] if answer.answer else None

@@ -93,7 +93,7 @@ def _rr(record: Record, zone: Zone, owner: object) -> RR:
 
 
 def _soa(zone: Zone) -> RR:
-    serial = zone.version % 2**32
+    serial = zone.serial
     # refresh, retry, expire, minimum (the negative-caching TTL: the records' own TTL)
     times = (serial, 7200, 1800, 86400, zone.ttl)
     return RR(zone.origin, SOA, rdata=DnsSOA(zone.ns_name, f"hostmaster.{zone.origin}", times), ttl=zone.ttl)

@@ -7,8 +7,12 @@
 
 Every Kubernetes object that yields records is a *source* (a key of the caller's choosing);
 `set_source` swaps the source's records for new ones, touching only the names involved, so
-an update costs the size of one Service, not of the zone. `version` grows on every change
-that can alter an answer: the server's encoded-answer cache is valid for one version.
+an update costs the size of one Service, not of the zone. Listeners (`add_listener`) are told
+which names' answers may have changed - the owner names of the records removed and added and
+their ancestors (whose existence may flip) - or None for "any name" (a namespace came or went,
+which changes every `<ip>.<ns>.pod` name). The server drops exactly those cached answers.
+`version` grows on every change. The SOA serial is fixed per Zone (nothing transfers it), so a
+change does not alter every negative answer.
 
 Answers (RFC 1034 4.3.2, RFC 2308, RFC 8020):
 
@@ -27,7 +31,8 @@ Not thread-safe: one event loop owns it.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import time
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 from dns.records import AAAA, CNAME, EXISTS, NS, SOA, TXT, A, Record, pod_name_address, zone_name
@@ -60,10 +65,13 @@ class _Name:
 class Zone:
     """Records of one cluster domain plus the reverse records of its addresses (see module doc)."""
 
-    def __init__(self, domain: str = "cluster.local", *, ns_address: str | None = None, ttl: int = TTL) -> None:
+    def __init__(self, domain: str = "cluster.local", *, ns_address: str | None = None, ttl: int = TTL,
+                 serial: int | None = None) -> None:
         self.origin = zone_name(domain)
         self.ttl = ttl
         self.version = 0
+        self.serial = int(time.time()) % 2**32 if serial is None else serial
+        self._listeners: list[Callable[[set[str] | None], None]] = []
         self._suffix = "." + self.origin
         self._sources: dict[Hashable, tuple[Record, ...]] = {}
         self._names: dict[str, _Name] = {}
@@ -96,7 +104,27 @@ class Zone:
         else:
             self._sources.pop(key, None)
         self.version += 1
+        if self._listeners:
+            changed: set[str] = set()
+            for record in old + new:
+                self._with_ancestors(record.name, changed)
+            self._tell(changed)
         return True
+
+    def add_listener(self, listener: Callable[[set[str] | None], None]) -> None:
+        """Call `listener(names)` after every change (see module doc)."""
+        self._listeners.append(listener)
+
+    def _tell(self, names: set[str] | None) -> None:
+        for listener in self._listeners:
+            listener(names)
+
+    def _with_ancestors(self, name: str, into: set[str]) -> None:
+        while name not in into:
+            into.add(name)
+            if not self.in_zone(name) or name == self.origin:
+                return
+            name = name.split(".", 1)[1]
 
     def set_namespace(self, namespace: str, exists: bool) -> bool:
         """A namespace makes `<ns>.svc.<zone>` and `<ns>.pod.<zone>` exist (and its pod names answer)."""
@@ -108,6 +136,7 @@ class Zone:
         self._mark(f"{namespace}.svc.{self.origin}", delta)
         self._mark(f"{namespace}.pod.{self.origin}", delta)
         self.version += 1
+        self._tell(None)
         return True
 
     def _add(self, record: Record) -> None:

@@ -209,6 +209,24 @@ def test_cached_replies_carry_each_querys_id_and_follow_changes() -> None:
     assert str(ask(server, "Web.Default.svc.cluster.local", "A", qid=3).rr[0].rdata) == "10.43.0.9"
 
 
+def test_a_change_drops_only_the_answers_that_used_a_changed_name() -> None:
+    alias = svc("alias", type="ExternalName", externalName="web.default.svc.cluster.local")
+    zone = zone_with((WEB, []), (alias, []), (svc("db", clusterIP="10.43.0.8"), []))
+    server = server_for(zone)
+    for name in ("web", "alias", "db"):
+        ask(server, f"{name}.default.svc.cluster.local", "A")
+    ask(server, "nope.default.svc.cluster.local", "A")
+    assert len(server._udp_cache) == 4
+    zone.set_source(("svc", "web"), service_records(svc("web", clusterIP="10.43.0.9"), [], D))
+    assert len(server._udp_cache) == 2  # db and the NXDOMAIN stay cached
+    assert [str(rr.rdata) for rr in ask(server, "alias.default.svc.cluster.local", "A").rr] == [
+        "web.default.svc.cluster.local.", "10.43.0.9"]
+    zone.set_source(("svc", "nope"), service_records(svc("nope", clusterIP="10.43.0.11"), [], D))
+    assert ask(server, "nope.default.svc.cluster.local", "A").header.rcode == NOERROR
+    zone.set_namespace("other", True)  # may change any pod name's answer: everything goes
+    assert server._udp_cache == {}
+
+
 def test_negative_replies_carry_the_soa_and_outside_names_go_to_the_forwarder() -> None:
     server = server_for(zone_with((WEB, [])))
     nx = ask(server, "nope.default.svc.cluster.local", "A")
