@@ -16,6 +16,11 @@ Two runs per server:
   tie and the CPU per query still tells the servers apart);
 - latency: dnsperf paced at `--rate` queries/s (-Q), each query's latency (-v): p50 and p99.
 
+With `--churn`, a third throughput run of `kubelite dns` while a headless Service's
+EndpointSlice is rewritten through the API that many times a second (each change drops the
+cached answers of that Service's names only; the API server and etcd doing the updates share
+the machine too).
+
 Targets (issue 13): >= 15,000 queries/s, p99 <= 5 ms, and at least half of dnsmasq's rate.
 On a two-core machine dnsperf takes one core and the server the other.
 """
@@ -32,13 +37,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.client import Client
-from api.services import Service
+from api.services import SERVICE_NAME_LABEL, EndpointSlice, Service
 from apiserver.etcd_process import EtcdProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +72,28 @@ async def create_services(url: str, n: int) -> None:
                              "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]}}))
 
         await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def churn(url: str, rate: float, stop: threading.Event, counter: list[int]) -> None:
+    """Rewrite the `bench-churn` headless Service's slice `rate` times a second (a new address each
+    time), through the API, until `stop`: what pods being replaced do to the zone."""
+
+    async def loop() -> None:
+        async with Client(url) as client:
+            await client.create(Service.from_dict({
+                "metadata": {"name": "bench-churn", "namespace": "default"},
+                "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}}))
+            eps = await client.create(EndpointSlice.from_dict({
+                "metadata": {"name": "bench-churn-a", "namespace": "default",
+                             "labels": {SERVICE_NAME_LABEL: "bench-churn"}},
+                "addressType": "IPv4", "endpoints": [{"addresses": ["10.244.0.1"]}]}))
+            while not stop.is_set():
+                counter[0] += 1
+                eps.endpoints[0].addresses = [f"10.244.{counter[0] // 250 % 250}.{1 + counter[0] % 250}"]
+                eps = await client.update(eps)
+                await asyncio.sleep(1 / rate)
+
+    asyncio.run(loop())
 
 
 def dig(port: int, qname: str) -> str:
@@ -119,6 +147,8 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rate", type=int, default=15000, help="paced rate of the latency run (default 15000)")
+    parser.add_argument("--churn", type=float, default=20.0, metavar="PER_SECOND",
+                        help="EndpointSlice updates a second during the churn run (default 20; 0: no churn run)")
     args = parser.parse_args()
     for tool, package in (("dnsperf", "dnsperf"), ("dnsmasq", "dnsmasq-base"), ("dig", "bind9-dnsutils")):
         if shutil.which(tool) is None:
@@ -160,6 +190,7 @@ def main() -> None:
         queries = work / "queries"
         lines = [f"{name(i)} A\n" for i in range(args.services)]
         lines += [f"nope-{i}.default.svc.cluster.local A\n" for i in range(args.services // 10)]
+        lines += ["bench-churn.default.svc.cluster.local A\n"] * (args.services // 100)  # changes under churn
         random.Random(1).shuffle(lines)
         queries.write_text("".join(lines))
 
@@ -170,6 +201,17 @@ def main() -> None:
             paced, p50, p99, paced_lost = latency(port, queries, args.seconds, args.rate)
             results[label] = (qps, lost, cpu, paced, p50, p99, paced_lost)
 
+        if args.churn:
+            stop, counter = threading.Event(), [0]
+            churner = threading.Thread(target=churn, args=(url, args.churn, stop, counter))
+            churner.start()
+            time.sleep(1)
+            before = counter[0]
+            churned = throughput(dns_port, queries, args.seconds, procs[1].pid)
+            changes = (counter[0] - before) / args.seconds
+            stop.set()
+            churner.join()
+
         print(f"\n{args.services} Services; dnsperf {args.seconds}s per run, throughput with 200 queries "
               f"outstanding, latency paced at {args.rate}/s\n")
         print(f"{'server':<14} {'queries/s':>10} {'lost':>7} {'CPU µs/q':>9} {'paced/s':>9} {'p50 ms':>8} "
@@ -177,6 +219,9 @@ def main() -> None:
         for label, (qps, lost, cpu, paced, p50, p99, paced_lost) in results.items():
             print(f"{label:<14} {qps:>10,.0f} {lost:>6.2f}% {cpu:>9.2f} {paced:>9,.0f} {p50:>8.3f} {p99:>8.3f} "
                   f"{paced_lost:>6.2f}%")
+        if args.churn:
+            print(f"{'  + churn':<14} {churned[0]:>10,.0f} {churned[1]:>6.2f}% {churned[2]:>9.2f}   "
+                  f"(kubelite dns while a headless Service's slice changed {changes:.0f} times a second)")
         ours, theirs = results["kubelite dns"], results["dnsmasq"]
         print(f"\nkubelite dns / dnsmasq: {ours[0] / theirs[0]:.2f} in queries/s (aim >= 0.5), "
               f"{theirs[2] / ours[2]:.2f} in queries per CPU second; "
