@@ -333,6 +333,18 @@ async def test_kube_dns_service_and_endpoints_are_created_and_kept(secure: Secur
             return len(now.spec.ports or []) == 2
 
         await eventually(repaired, timeout=5)
+        # and then left alone: no write loop between the keeper and the API server's defaults
+        await asyncio.sleep(0.5)
+
+        async def versions() -> list[str | None]:
+            return [(await admin.get(Service, "kube-dns", namespace="kube-system")).metadata.resource_version,
+                    (await admin.get(Endpoints, "kube-dns", namespace="kube-system")).metadata.resource_version,
+                    (await admin.get(EndpointSlice, slices[0].metadata.name or "",
+                                     namespace="kube-system")).metadata.resource_version]
+
+        settled = await versions()
+        await asyncio.sleep(1.0)
+        assert await versions() == settled
 
 
 async def test_a_flood_of_outside_names_stays_bounded() -> None:
