@@ -1,4 +1,5 @@
-"""`kubelite server` runs the cluster DNS as system:kube-dns: its own Service resolves through it."""
+"""`kubelite server` runs the cluster DNS as system:kube-dns (its own Service resolves through it);
+`kubelite dns` runs it on its own."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from apiserver.etcd_process import free_port
-from tests.support.cluster import TMPFS
+from tests.support.cluster import TMPFS, ApiServer
 
 KUBELITE = Path(sys.executable).parent / "kubelite"
 
@@ -54,3 +55,34 @@ def test_server_runs_dns_and_keeps_kube_dns(data_dir: Path) -> None:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "DNS listening on 127.0.0.1 port" in err
+
+
+async def test_kubelite_dns_command(apiserver: ApiServer) -> None:
+    """`kubelite dns` on its own: answers once synced, stops cleanly on SIGTERM, and says which
+    address and port it could not take."""
+    import asyncio
+
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        str(KUBELITE), "dns", "--server", apiserver.url, "--port", str(port), "--upstream", "127.0.0.1:9",
+        "--no-kube-dns-service", stderr=asyncio.subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            out = await asyncio.create_subprocess_exec(
+                "dig", "@127.0.0.1", "-p", str(port), "+time=1", "+tries=1", "default.svc.cluster.local",
+                stdout=asyncio.subprocess.PIPE)
+            text = (await out.communicate())[0].decode()
+            if "status: NOERROR" in text:
+                break
+            assert proc.returncode is None and time.monotonic() < deadline, "kubelite dns did not answer"
+            await asyncio.sleep(0.2)
+        second = await asyncio.create_subprocess_exec(
+            str(KUBELITE), "dns", "--server", apiserver.url, "--port", str(port), "--no-kube-dns-service",
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(second.communicate(), 30)
+        assert second.returncode == 1 and f"cannot listen on 127.0.0.1 port {port}" in err.decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+    assert proc.returncode == 0
