@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import subprocess
@@ -60,8 +61,6 @@ def test_server_runs_dns_and_keeps_kube_dns(data_dir: Path) -> None:
 async def test_kubelite_dns_command(apiserver: ApiServer) -> None:
     """`kubelite dns` on its own: answers once synced, stops cleanly on SIGTERM, and says which
     address and port it could not take."""
-    import asyncio
-
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         str(KUBELITE), "dns", "--server", apiserver.url, "--port", str(port), "--upstream", "127.0.0.1:9",
