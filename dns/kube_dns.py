@@ -57,7 +57,9 @@ SYSTEM_NAMESPACE = "kube-system"
 DNS_SERVICE = "kube-dns"
 DNS_SLICE_MANAGER = "kubelite-dns"
 T = TypeVar("T", EndpointSlice, Endpoints)
-SERVICE_LABELS = {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "KubeDNS"}
+# kubectl cluster-info lists kube-system Services with cluster-service=true under their
+# kubernetes.io/name: "CoreDNS is running at ...", as on kubeadm and k3s clusters.
+SERVICE_LABELS = {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"}
 
 
 @dataclass(frozen=True)

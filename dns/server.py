@@ -203,7 +203,7 @@ class DnsServer:
 
     # ------------------------------------------------------------ UDP
 
-    def _forward_udp(self, request: DNSRecord, addr: Any) -> None:
+    def forward_udp(self, request: DNSRecord, addr: Any) -> None:
         if len(self._tasks) >= self.max_tasks:
             reply = error_reply(request, SERVFAIL, ede=(EDE_NO_REACHABLE_AUTHORITY, "server busy"))
             self._send(encode(reply, request, limit=udp_limit(request)), addr)
@@ -266,7 +266,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if result is None:
             return
         if isinstance(result, DNSRecord):
-            self.server._forward_udp(result, addr)
+            self.server.forward_udp(result, addr)
         elif self.transport is not None:
             self.transport.sendto(result, addr)
 

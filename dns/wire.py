@@ -32,7 +32,7 @@ OPT = 41
 EDNS_PAYLOAD = 1232  # what we advertise and the largest UDP reply we send (the DNS flag day value)
 CLASSIC_LIMIT = 512
 EDE = 15  # the Extended DNS Errors option (RFC 8914)
-EDE_NOT_READY, EDE_NO_REACHABLE_AUTHORITY = 14, 22
+EDE_NO_REACHABLE_AUTHORITY = 22
 
 
 def parse(data: bytes) -> DNSRecord | None:
