@@ -376,3 +376,20 @@ async def test_a_flood_of_outside_names_stays_bounded() -> None:
         finally:
             sender.close()
             silent.close()
+
+
+async def test_forwarded_answers_are_cached_for_their_ttl() -> None:
+    from dns.forward import Forwarder
+
+    now = [1000.0]
+    async with upstream_server() as (upstream, address):
+        forwarder = Forwarder([address], clock=lambda: now[0])
+        request = DNSRecord.question("www.example.org", "A")
+        assert (await forwarder.resolve(request)).rr[0].ttl == 60
+        now[0] += 10
+        aged = await forwarder.resolve(request)
+        assert aged.rr[0].ttl == 50 and aged.header.id == request.header.id
+        assert len(upstream.queries) == 1
+        now[0] += 51  # past the TTL: asked again
+        assert (await forwarder.resolve(request)).rr[0].ttl == 60
+        assert len(upstream.queries) == 2
