@@ -145,8 +145,11 @@ class DnsServer:
         answer = self.zone.lookup(name, int(q.qtype))
         if self._leaves_zone(answer, int(q.qtype)):
             return request  # an ExternalName: the rest of the chain comes from upstream
-        reply = zone_reply(request, answer, self.zone)
-        out = encode(reply, request, limit=udp_limit(request) if udp else None)
+        try:
+            out = encode(zone_reply(request, answer, self.zone), request, limit=udp_limit(request) if udp else None)
+        except Exception:  # a record dnslib refuses to encode: SERVFAIL rather than silence
+            log.exception("cannot encode the answer for %s %s", name, q.qtype)
+            return encode(error_reply(request, SERVFAIL), request, limit=None)
         if len(cache) >= CACHE_ENTRIES or self._filed >= 4 * CACHE_ENTRIES:
             self._invalidate(None)  # includes stale index entries left by partial invalidations
         cache[key] = out[2:]
