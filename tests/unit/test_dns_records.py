@@ -257,3 +257,26 @@ def test_upstreams_from_flags_and_resolv_conf(tmp_path: Any) -> None:
     conf.write_text("search example\nnameserver 10.0.0.2\nnameserver 127.0.0.1\nnameserver bogus\n")
     assert upstreams_from_resolv_conf(conf, exclude=lambda a: a == ("127.0.0.1", 53)) == [("10.0.0.2", 53)]
     assert upstreams_from_resolv_conf(tmp_path / "missing") == []
+
+
+ENDPOINTS = st.lists(st.tuples(st.integers(1, 20), st.sampled_from([None, "h0", "h1", "web-0"]), st.booleans()),
+                     max_size=12, unique_by=lambda e: e[0])  # one endpoint per address, as pods have
+
+
+@settings(max_examples=80, deadline=None)
+@given(ENDPOINTS, st.booleans())
+def test_every_srv_target_and_ptr_target_of_a_headless_service_resolves(
+        endpoints: list[tuple[int, str | None, bool]], publish: bool) -> None:
+    hl = svc("db", clusterIP="None", publishNotReadyAddresses=publish)
+    slice_ = eps("db", [{"addresses": [f"10.244.7.{i}"], "conditions": {"ready": ready},
+                         **({"hostname": host} if host else {})} for i, host, ready in endpoints])
+    zone = zone_with((hl, [slice_]))
+    own = "db.default.svc.cluster.local."
+    served = set(data(zone, own, A))
+    assert served == {f"10.244.7.{i}" for i, _h, ready in endpoints if ready or publish}
+    for record in zone.lookup(f"_http._tcp.{own}", SRV).answer:
+        target = record.data[3]  # type: ignore[index]
+        assert set(data(zone, str(target), A)) <= served and data(zone, str(target), A)
+    for address in served:
+        (ptr,) = zone.lookup(f"{'.'.join(reversed(address.split('.')))}.in-addr.arpa.", PTR).answer
+        assert address in data(zone, str(ptr.data), A)
