@@ -275,7 +275,7 @@ def test_every_srv_target_and_ptr_target_of_a_headless_service_resolves(
     served = set(data(zone, own, A))
     assert served == {f"10.244.7.{i}" for i, _h, ready in endpoints if ready or publish}
     for record in zone.lookup(f"_http._tcp.{own}", SRV).answer:
-        target = record.data[3]  # type: ignore[index]
+        target = record.data[3]
         assert set(data(zone, str(target), A)) <= served and data(zone, str(target), A)
     for address in served:
         (ptr,) = zone.lookup(f"{'.'.join(reversed(address.split('.')))}.in-addr.arpa.", PTR).answer
