@@ -47,8 +47,36 @@ def register(subparsers: Any) -> None:
                    "Service); repeatable; an empty value: pods use the node's resolver")
     p.add_argument("--cluster-domain", default="cluster.local", metavar="DOMAIN",
                    help="the cluster's DNS domain, searched by pods (default cluster.local)")
+    _register_proxy(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     p.set_defaults(func=_main)
+
+
+def _register_proxy(p: Any) -> None:
+    p.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the service dataplane (kube-proxy's role, nftables table ip kubelite-svc) beside the "
+                   "kubelet (default: on)")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16", metavar="CIDR",
+                   help="the pods' addresses, for the proxy's masquerade decisions (default 10.244.0.0/16)")
+    p.add_argument("--service-cluster-ip-range", default="10.43.0.0/16", metavar="CIDR",
+                   help="the ClusterIPs (the API server's flag of that name; default 10.43.0.0/16)")
+
+
+def _proxy_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {"proxy": args.proxy, "cluster_cidr": args.cluster_cidr,
+            "service_cidr": args.service_cluster_ip_range}
+
+
+async def _run_proxier(client: Client, node_name: str, *, node_netns: str | None, cluster_cidr: str,
+                       service_cidr: str) -> None:
+    """The service dataplane of this node (proxy/), until cancelled; its rules stay in place
+    (like kube-proxy's, so that a restart does not interrupt traffic)."""
+    from proxy.proxier import Proxier
+    from proxy.rules import Context
+
+    path = (node_netns if "/" in node_netns else f"/run/netns/{node_netns}") if node_netns else None
+    ctx = Context(node_name=node_name, cluster_cidr=cluster_cidr, service_cidr=service_cidr)
+    await Proxier(client, ctx, netns_path=path).run()
 
 
 async def credentials(server: str, node_name: str, *, root_dir: Path, token: str | None,
@@ -89,21 +117,29 @@ async def run_agent(server: str, node_name: str, *, root_dir: str | Path = "/var
                     cgroup_parent: str = "kubelite", port: int = 10250, network: str = "bridge",
                     node_netns: str | None = None, stop: asyncio.Event | None = None,
                     ready: asyncio.Event | None = None, ssl: Any = None, token: str | None = None,
+                    proxy: bool = False, cluster_cidr: str = "10.244.0.0/16", service_cidr: str = "10.43.0.0/16",
                     **extra: Any) -> None:
-    """Run the kubelet until `stop` is set (containers keep running after it returns)."""
+    """Run the kubelet (and with `proxy` the service dataplane beside it) until `stop` is set
+    (containers and service rules keep working after it returns)."""
     stop = stop or asyncio.Event()
     config = KubeletConfig(node_name=node_name, root_dir=Path(root_dir), node_ip=node_ip,
                            cgroup_root=Path(cgroup_root), cgroup_parent=cgroup_parent, port=port, network=network,
                            node_netns=node_netns, **extra)
     async with Client(server, ssl=ssl, token=token, user_agent=f"kubelet/{node_name}") as client:
         kubelet = Kubelet(client, config)
-        if ready is None:
-            await kubelet.run(stop)
-            return
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(kubelet.run(stop))
-            await kubelet.ready.wait()
-            ready.set()
+            proxier = tg.create_task(_run_proxier(client, node_name, node_netns=node_netns, cluster_cidr=cluster_cidr,
+                                                  service_cidr=service_cidr), name="proxy") if proxy else None
+
+            async def kubelet_then_proxy() -> None:
+                await kubelet.run(stop)
+                if proxier is not None:
+                    proxier.cancel()
+
+            tg.create_task(kubelet_then_proxy(), name="kubelet")
+            if ready is not None:
+                await kubelet.ready.wait()
+                ready.set()
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -139,7 +175,7 @@ async def _main(args: argparse.Namespace) -> int:
         cgroup_root=args.cgroup_root, cgroup_parent=args.cgroup_parent, port=args.port, network=args.network,
         stop=stop, bind_address=args.bind_address or args.node_ip or "0.0.0.0",
         registry_mirrors=args.registry_mirror, cluster_dns=[a for a in args.cluster_dns or ["10.43.0.10"] if a],
-        cluster_domain=args.cluster_domain, **tls))
+        cluster_domain=args.cluster_domain, **_proxy_settings(args), **tls))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({agent, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
