@@ -112,6 +112,10 @@ class Applier:
         probe = str(ipaddress.ip_network(self.ctx.service_cidr)[1])
         if self._run(["ip", "route", "get", probe]).returncode != 0:
             self._run(["ip", "route", "add", self.ctx.service_cidr, "dev", "lo", "proto", RTPROT_PROXY])
+        # NodePorts on 127.0.0.1 DNAT to other nodes' pods: loopback-sourced packets must be
+        # routable out of any interface (kube-proxy sets the same; our table drops 127/8 arriving
+        # from the network, so this opens nothing to the outside).
+        self._run(["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"])
 
     def resync(self, fragments: Mapping[str, Fragment | None]) -> None:
         """Rebuild the whole table from ``fragments`` (every Service) in one transaction."""

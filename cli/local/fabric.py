@@ -4,7 +4,8 @@ on one machine and still crosses a real (virtual) network.
     root namespace                          kl-node1 (netns)       kl-node2 (netns)
     kl-br0 198.51.100.1/24 --- kl-n1 <==veth==> eth0 198.51.100.11   eth0 198.51.100.12
                            \\-- kl-n2 <==veth===================================/
-    unreachable 10.244.0.0/16   (pod traffic never leaves through the root namespace)
+    unreachable 10.244.0.0/16, 10.43.0.0/16   (pod and ClusterIP traffic never leaves through the
+                                               root namespace)
 
 198.51.100.0/24 is TEST-NET-2 (RFC 5737): never routed on the internet, and not this
 machine's uplink. The node namespaces get no default route and nothing masquerades, so no
@@ -23,6 +24,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 NETWORK = ipaddress.ip_network("198.51.100.0/24")
 GATEWAY = "198.51.100.1"
 CLUSTER_CIDR = "10.244.0.0/16"
+SERVICE_CIDR = "10.43.0.0/16"
+UNREACHABLE = (CLUSTER_CIDR, SERVICE_CIDR)
 
 
 class FabricError(RuntimeError):
@@ -57,8 +60,9 @@ class Fabric:
                 with contextlib.suppress(NetlinkError):  # already there on a re-run
                     ip.addr("add", index=bridge, address=GATEWAY, prefixlen=NETWORK.prefixlen)
                 ip.link("set", index=bridge, state="up")
-                with contextlib.suppress(NetlinkError):
-                    ip.route("add", dst=CLUSTER_CIDR, type="unreachable")
+                for dst in UNREACHABLE:
+                    with contextlib.suppress(NetlinkError):
+                        ip.route("add", dst=dst, type="unreachable")
                 for host in hosts:
                     self._create_host(ip, bridge, host)
         except NetlinkError as err:
@@ -97,7 +101,7 @@ class Fabric:
                 ip.link("set", index=index, state="up")
 
     def destroy(self) -> None:
-        """Remove every host, the bridge and the safety route; idempotent."""
+        """Remove every host, the bridge and the safety routes; idempotent."""
         with IPRoute() as ip:
             for host in self.hosts():
                 for index in ip.link_lookup(ifname=host.veth):
@@ -108,5 +112,6 @@ class Fabric:
             for index in ip.link_lookup(ifname=self.bridge):
                 with contextlib.suppress(NetlinkError):
                     ip.link("del", index=index)
-            with contextlib.suppress(NetlinkError):
-                ip.route("del", dst=CLUSTER_CIDR, type="unreachable")
+            for dst in UNREACHABLE:
+                with contextlib.suppress(NetlinkError):
+                    ip.route("del", dst=dst, type="unreachable")
