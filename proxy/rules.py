@@ -7,11 +7,15 @@ The table, in the shape of kube-proxy's nftables mode (KEP-3866), written from s
     map no-endpoint-services / no-endpoint-nodeports   : goto reject / drop    (filter, before DNAT)
     chain svc-<h>   every usable endpoint:  [masq mark for non-pod sources of the ClusterIP]
                     [ip saddr @aff-<e> goto ep-<e>]...  numgen random mod N vmap { i : goto ep-<e> }
+                    or, when no endpoint needs a chain of its own (no affinity, all in the cluster
+                    CIDR):  ip saddr { endpoints } masq mark (hairpin);
+                            dnat ip to numgen random mod N map { i : ip . port }
     chain svl-<h>   the same over this node's endpoints only (internal/externalTrafficPolicy Local)
     chain ext-<h>   NodePort entry: Cluster -> masq mark, goto svc-; Local -> pods and the node
                     itself go to svc- (the node's own masqueraded), other clients to svl- unmasqueraded
-    chain ep-<e>    [masq mark if saddr is the endpoint (hairpin), always if the endpoint is outside
-                    the cluster CIDR]  [update @aff-<e> { ip saddr }]  dnat to ip:port
+    chain ep-<e>    (affinity, or endpoints outside the cluster CIDR) [masq mark if saddr is the
+                    endpoint (hairpin), always if the endpoint is outside the cluster CIDR]
+                    [update @aff-<e> { ip saddr }]  dnat to ip:port
     set aff-<e>     ClientIP affinity: clients that chose this endpoint, each for timeoutSeconds
 
 Invariants:
@@ -160,6 +164,21 @@ def _dispatch(eps: list[tuple[str, Backend]], affinity: bool) -> list[str]:
     return rules
 
 
+def _direct(eps: list[Backend], proto: str) -> list[str]:
+    """No chain per endpoint: hairpin mark for any endpoint as source, then DNAT through an
+    anonymous numgen map. Used when no endpoint needs rules of its own (no affinity, all inside
+    the cluster CIDR): it keeps the table's chain count near one per service port, and nft's
+    cache (fetched on every transaction) with it."""
+    sources = ", ".join(b.ip for b in eps)
+    rules = [f"ip saddr {{ {sources} }} {_mark()}" if len(eps) > 1 else f"ip saddr {sources} {_mark()}"]
+    if len(eps) == 1:
+        rules.append(f"meta l4proto {proto} dnat to {eps[0].ip}:{eps[0].port}")
+    else:
+        picks = ", ".join(f"{i} : {b.ip} . {b.port}" for i, b in enumerate(eps))
+        rules.append(f"meta l4proto {proto} dnat ip to numgen random mod {len(eps)} map {{ {picks} }}")
+    return rules
+
+
 def translate(svc: Service, slices: Iterable[EndpointSlice], ctx: Context) -> Fragment | None:
     """The fragment of one Service (None: it gets no rules)."""
     spec = svc.spec
@@ -194,7 +213,10 @@ def translate(svc: Service, slices: Iterable[EndpointSlice], ctx: Context) -> Fr
         needed = set(local_eps if internal_local else all_eps) if cluster_ip else set()
         if node_ports and sp.node_port:
             needed |= set(all_eps) | (set(local_eps) if external_local else set())
-        hashes = {b: f"{_hash(suffix, b.ip, b.port)}-{suffix}"[:120] for b in sorted(needed)}
+        # Endpoint chains only where an endpoint needs rules of its own: its affinity set, or a
+        # masquerade because it lies outside the cluster CIDR.
+        chained = affinity or any(ipaddress.ip_address(b.ip) not in cidr for b in needed)
+        hashes = {b: f"{_hash(suffix, b.ip, b.port)}-{suffix}"[:120] for b in sorted(needed)} if chained else {}
         for b, h in hashes.items():
             rules = []
             if ipaddress.ip_address(b.ip) not in cidr:
@@ -206,15 +228,19 @@ def translate(svc: Service, slices: Iterable[EndpointSlice], ctx: Context) -> Fr
                 rules.append(f"update @aff-{h} {{ ip saddr }}")
             rules.append(f"meta l4proto {proto} dnat to {b.ip}:{b.port}")
             frag.chains[f"ep-{h}"] = tuple(rules)
+
+        def pick(eps: list[Backend]) -> list[str]:
+            return _dispatch([(hashes[b], b) for b in eps], affinity) if chained else _direct(eps, proto)  # noqa: B023
+
         cluster_chain = f"svc-{suffix}"
         local_chain = f"svl-{suffix}"
         masq_outside = (f"ip daddr {cluster_ip} ip saddr != {ctx.cluster_cidr} {_mark()}",) if cluster_ip else ()
         has_node_port = bool(node_ports and sp.node_port)
         if all_eps and ((cluster_ip and not internal_local) or has_node_port):
-            frag.chains[cluster_chain] = (*masq_outside, *_dispatch([(hashes[b], b) for b in all_eps], affinity))
+            frag.chains[cluster_chain] = (*masq_outside, *pick(all_eps))
         if local_eps and (internal_local or external_local):
             frag.chains[local_chain] = (*(masq_outside if internal_local else ()),
-                                        *_dispatch([(hashes[b], b) for b in local_eps], affinity))
+                                        *pick(local_eps))
         if cluster_ip:
             key = f"{cluster_ip} . {proto} . {sp.port}"
             eps = local_eps if internal_local else all_eps

@@ -73,7 +73,8 @@ except TimeoutError:
 """
 
 
-def sh(*argv: str, check: bool = True, input: str | None = None, timeout: float = 10) -> subprocess.CompletedProcess[str]:
+def sh(*argv: str, check: bool = True, input: str | None = None,
+       timeout: float = 10) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} -> {result.returncode}: {result.stdout}{result.stderr}")

@@ -21,8 +21,17 @@ from api.services import (
     SessionAffinityConfig,
 )
 from proxy.applier import conntrack_argv, plan, stale_udp_flows
-from proxy.rules import NO_EP_NODEPORTS, NO_EP_SERVICES, SERVICE_IPS, SERVICE_NODEPORTS, Context, Flow, Fragment, \
-    full_text, translate
+from proxy.rules import (
+    NO_EP_NODEPORTS,
+    NO_EP_SERVICES,
+    SERVICE_IPS,
+    SERVICE_NODEPORTS,
+    Context,
+    Flow,
+    Fragment,
+    full_text,
+    translate,
+)
 
 CTX = Context(node_name="n1")
 
@@ -49,7 +58,13 @@ def slice_of(service: str, *endpoints: Endpoint, port: int = 8080, protocol: str
 
 
 def dnat_targets(frag: Fragment) -> set[str]:
-    return {m.group(1) for rules in frag.chains.values() for r in rules if (m := re.search(r"dnat to (\S+)", r))}
+    """Every ip:port the fragment DNATs to (a rule per endpoint, or one numgen map)."""
+    out = set()
+    for rules in frag.chains.values():
+        for r in rules:
+            out |= set(re.findall(r"dnat to (\S+)", r))
+            out |= {f"{ip}:{port}" for ip, port in re.findall(r"\d+ : ([\d.]+) \. (\d+)", r)}
+    return out
 
 
 def chain_of(frag: Fragment, prefix: str) -> tuple[str, ...]:
@@ -64,13 +79,11 @@ def test_cluster_ip_spreads_over_ready_endpoints_only() -> None:
     assert dnat_targets(frag) == {"10.244.2.2:8080", "10.244.3.2:8080"}  # the unready one gets nothing
     [(key, verdict)] = [(k, v) for (m, k), v in frag.elements.items() if m == SERVICE_IPS]
     assert key == "10.43.0.5 . tcp . 80" and verdict.startswith("goto svc-")
-    svc_rules = frag.chains[verdict.removeprefix("goto ")]
-    assert svc_rules[-1].startswith("numgen random mod 2 vmap { 0 : goto ep-")
-    assert svc_rules[0] == "ip daddr 10.43.0.5 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000"
-    for name, rules in frag.chains.items():
-        if name.startswith("ep-"):
-            ip = re.search(r"dnat to ([\d.]+):", rules[-1]).group(1)  # type: ignore[union-attr]
-            assert rules[0] == f"ip saddr {ip} meta mark set meta mark | 0x4000"  # hairpin
+    assert list(frag.chains) == [verdict.removeprefix("goto ")]  # no chain per endpoint needed
+    assert frag.chains[verdict.removeprefix("goto ")] == (
+        "ip daddr 10.43.0.5 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000",
+        "ip saddr { 10.244.2.2, 10.244.3.2 } meta mark set meta mark | 0x4000",  # hairpin
+        "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.244.2.2 . 8080, 1 : 10.244.3.2 . 8080 }")
 
 
 def test_falls_back_to_serving_terminating_endpoints_when_none_is_ready() -> None:
@@ -139,8 +152,8 @@ def test_external_traffic_policy_local_keeps_the_client_and_uses_local_endpoints
     assert ext[0].startswith("ip saddr 10.244.0.0/16 goto svc-")  # pods: cluster-wide, as ClusterIP traffic
     assert ext[1].startswith("fib saddr type local meta mark set")  # the node itself: masqueraded
     assert ext[2].startswith("goto svl-")  # others: no mark, so the client address is kept
-    local = chain_of(frag, "svl-")
-    assert local == (f"goto {next(n for n, r in frag.chains.items() if 'dnat to 10.244.1.2:8080' in r[-1])}",)
+    assert chain_of(frag, "svl-") == ("ip saddr 10.244.1.2 meta mark set meta mark | 0x4000",
+                                      "meta l4proto tcp dnat to 10.244.1.2:8080")
     # No local endpoint: traffic from outside is dropped, pods still reach the others.
     frag = translate(s, [slice_of("web", ep("10.244.2.2", "n2"))], CTX)
     assert frag is not None and chain_of(frag, "ext-")[-1] == "drop"
@@ -168,7 +181,9 @@ def test_chain_names_are_stable_and_per_service_port() -> None:
     other = translate(svc("web2"), [slice_of("web2", ep("10.244.2.2"))], CTX)
     assert one is not None and other is not None and one == again
     assert not set(one.chains) & set(other.chains)
-    assert all(re.fullmatch(r"(svc|ep)-[0-9a-f]{10}-[a-z0-9-]+", n) for n in one.chains)
+    assert all(re.fullmatch(r"svc-[0-9a-f]{10}-[a-z0-9-]+", n) for n in one.chains)
+    sticky = translate(svc("web", session_affinity="ClientIP"), [slice_of("web", ep("10.244.2.2"))], CTX)
+    assert sticky is not None and all(re.fullmatch(r"(svc|ep)-[0-9a-f]{10}-[a-z0-9-]+", n) for n in sticky.chains)
 
 
 # ---------------------------------------------------------------- the incremental plan
@@ -271,7 +286,7 @@ def test_an_endpoint_change_touches_only_its_service() -> None:
     touched = set(re.findall(r"(?:chain|rule) ip kubelite-svc (\S+)", script))
     assert touched and all(name.endswith("-default-s7-tcp") for name in touched)
     assert "service-ips" not in script  # the ClusterIP still leads to the same chain
-    assert script.count("delete chain") == 1 and script.count("flush chain") == 2  # gone ep, refilled svc
+    assert script.count("flush chain") == 1 and "delete" not in script  # one chain refilled
     assert plan(services, services) == ""  # nothing changed, nothing written
 
 
