@@ -47,8 +47,8 @@ demo-down: venv
 	$(VENV)/bin/kubelite down
 
 # dnsperf and dnsmasq for bench/dns.py; dnsmasq-base is the binary without the Debian service,
-# which would take port 53 from the cluster DNS.
-BENCH_APT_PKGS := dnsperf dnsmasq-base
+# which would take port 53 from the cluster DNS. iperf3 for bench/services.py.
+BENCH_APT_PKGS := dnsperf dnsmasq-base iperf3
 
 bench: deps
 	@missing=""; for p in $(BENCH_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -62,6 +62,7 @@ bench: deps
 	$(PY) bench/runtime.py
 	$(PY) bench/pods.py
 	$(PY) bench/dns.py
+	$(PY) bench/services.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

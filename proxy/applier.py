@@ -152,11 +152,13 @@ class Applier:
     def teardown(self) -> None:
         """Remove the table and the conntrack entries it created; idempotent."""
         self._nft(teardown_text())
-        self._flush({f for frag in self.applied.values() for f in frag.flows})
-        net = ipaddress.ip_network(self.ctx.service_cidr)  # what an earlier process left too
+        # ClusterIP flows in two calls, by the service CIDR (also what an earlier process left);
+        # NodePort flows one by one, as far as we know them.
+        net = ipaddress.ip_network(self.ctx.service_cidr)
         for proto in ("tcp", "udp"):
             self._run(["conntrack", "-D", "-p", proto, "--orig-dst", str(net.network_address),
                        "--mask-dst", str(net.netmask)])
+        self._flush({f for frag in self.applied.values() for f in frag.flows if f.orig_dst is None})
         self._run(["ip", "route", "del", self.ctx.service_cidr, "dev", "lo", "proto", RTPROT_PROXY])
         self.applied = {}
 

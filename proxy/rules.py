@@ -235,8 +235,8 @@ def translate(svc: Service, slices: Iterable[EndpointSlice], ctx: Context) -> Fr
         cluster_chain = f"svc-{suffix}"
         local_chain = f"svl-{suffix}"
         masq_outside = (f"ip daddr {cluster_ip} ip saddr != {ctx.cluster_cidr} {_mark()}",) if cluster_ip else ()
-        has_node_port = bool(node_ports and sp.node_port)
-        if all_eps and ((cluster_ip and not internal_local) or has_node_port):
+        node_port = sp.node_port if node_ports else None
+        if all_eps and ((cluster_ip and not internal_local) or node_port):
             frag.chains[cluster_chain] = (*masq_outside, *pick(all_eps))
         if local_eps and (internal_local or external_local):
             frag.chains[local_chain] = (*(masq_outside if internal_local else ()),
@@ -249,8 +249,8 @@ def translate(svc: Service, slices: Iterable[EndpointSlice], ctx: Context) -> Fr
             else:
                 frag.elements[(NO_EP_SERVICES, key)] = "goto reject-chain" if not all_eps else "drop"
             flows |= {Flow(proto, cluster_ip, sp.port, b.ip) for b in eps}
-        if has_node_port:
-            key = f"{proto} . {sp.node_port}"
+        if node_port:
+            key = f"{proto} . {node_port}"
             ext = f"ext-{suffix}"
             if not all_eps:
                 frag.elements[(NO_EP_NODEPORTS, key)] = "goto reject-chain"
@@ -262,7 +262,7 @@ def translate(svc: Service, slices: Iterable[EndpointSlice], ctx: Context) -> Fr
             else:
                 frag.chains[ext] = (_mark(), f"goto {cluster_chain}")
             frag.elements[(SERVICE_NODEPORTS, key)] = f"goto {ext}"
-            flows |= {Flow(proto, None, sp.node_port, b.ip) for b in all_eps}
+            flows |= {Flow(proto, None, node_port, b.ip) for b in all_eps}
     frag.flows = frozenset(flows)
     return frag if frag.chains or frag.elements else None
 

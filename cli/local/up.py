@@ -35,6 +35,7 @@ built on this machine runs on every node.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -319,8 +320,13 @@ def _pod_cidrs(state: ClusterState) -> dict[str, str]:
 
 
 def _clean_network(node: dict[str, str], pod_cidr: str | None) -> None:
+    from proxy.applier import Applier, ApplyError
+    from proxy.rules import Context
     from runtime.network import NodeNetwork
 
+    netns = f"/run/netns/{node['netns']}" if node.get("netns") else None
+    with contextlib.suppress(ApplyError):  # the service dataplane's table (gone with a removed namespace)
+        Applier(Context(node_name=node["name"]), netns_path=netns).teardown()
     if pod_cidr is None:
         return
     NodeNetwork(Path(node["root_dir"]) / "network", pod_cidr=pod_cidr, node_ip=node["node_ip"],
