@@ -280,10 +280,12 @@ def main() -> None:
     parser.add_argument("--counts", default="10,100,1000")
     parser.add_argument("--seconds", type=float, default=5.0, help="iperf3 run length")
     parser.add_argument("--skip-data-path", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
     if shutil.which("iperf3") is None and not args.skip_data_path:
         raise SystemExit("iperf3 is missing: apt-get install iperf3 (make bench does)")
-    asyncio.run(latency([int(c) for c in args.counts.split(",")], args.samples))
+    if not args.skip_latency:
+        asyncio.run(latency([int(c) for c in args.counts.split(",")], args.samples))
     if not args.skip_data_path:
         data_path(args.seconds)
 
