@@ -12,7 +12,8 @@
    a removal costs the kernel more than an addition).
 2. Throughput and connection rate through a ClusterIP versus straight to the pod IP: two
    simulated hosts (kltest-node1/2), a client pod on node1, iperf3 and a TCP accept loop in a pod
-   on node2; iperf3 -t SECONDS each way alternately, twice.
+   on node2; iperf3 -t SECONDS and a connect/close loop, direct and through the ClusterIP
+   alternately, ROUNDS times; medians.
 
 Everything is named kltest-* and removed at the end.
 """
@@ -207,7 +208,7 @@ print(n / seconds)
 """
 
 
-def data_path(seconds: float) -> None:
+def data_path(seconds: float, rounds: int) -> None:
     fabric = Fabric("kltest")
     root = Path(tempfile.mkdtemp(prefix="kltest-bench-svc-"))
     nets: list[NodeNetwork] = []
@@ -250,15 +251,19 @@ def data_path(seconds: float) -> None:
 
         direct, via = [], []
         cdirect, cvia = [], []
-        for _ in range(2):
+        for _ in range(rounds):  # alternating, so that the machine's load drifts hit both alike
             direct.append(iperf(server_ip))
             via.append(iperf("10.43.0.80"))
             cdirect.append(rate(server_ip))
             cvia.append(rate("10.43.0.80"))
-        d, v = statistics.mean(direct), statistics.mean(via)
-        cd, cv = statistics.mean(cdirect), statistics.mean(cvia)
-        print(f"iperf3 pod IP {d:.2f} Gbit/s, ClusterIP {v:.2f} Gbit/s: ratio {v / d:.3f}  (runs {direct} / {via})")
-        print(f"connections/s pod IP {cd:.0f}, ClusterIP {cv:.0f}: ratio {cv / cd:.3f}")
+        d, v = statistics.median(direct), statistics.median(via)
+        cd, cv = statistics.median(cdirect), statistics.median(cvia)
+        runs = " / ".join(", ".join(f"{x:.1f}" for x in r) for r in (direct, via))
+        print(f"iperf3 (median of {rounds}) pod IP {d:.2f} Gbit/s, ClusterIP {v:.2f} Gbit/s: ratio {v / d:.3f}"
+              f"  (runs {runs})")
+        runs = " / ".join(", ".join(f"{x:.0f}" for x in r) for r in (cdirect, cvia))
+        print(f"connections/s (median of {rounds}) pod IP {cd:.0f}, ClusterIP {cv:.0f}: ratio {cv / cd:.3f}"
+              f"  (runs {runs})")
     finally:
         for p in procs:
             p.kill()
@@ -279,6 +284,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--counts", default="10,100,1000")
     parser.add_argument("--seconds", type=float, default=5.0, help="iperf3 run length")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating direct/ClusterIP rounds")
     parser.add_argument("--skip-data-path", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
@@ -287,7 +293,7 @@ def main() -> None:
     if not args.skip_latency:
         asyncio.run(latency([int(c) for c in args.counts.split(",")], args.samples))
     if not args.skip_data_path:
-        data_path(args.seconds)
+        data_path(args.seconds, args.rounds)
 
 
 if __name__ == "__main__":
