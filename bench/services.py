@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -55,7 +56,7 @@ from apiserver.etcd_process import EtcdProcess, free_port
 from cli.local.fabric import Fabric
 from proxy.applier import Applier
 from proxy.proxier import Proxier
-from proxy.rules import Context, translate
+from proxy.rules import Context, Fragment, translate
 from runtime.network import NodeNetwork
 
 NETNS = "kltest-bench-svc"
@@ -106,7 +107,7 @@ async def latency(counts: list[int], samples: int) -> None:
             lock = threading.Lock()
             inner = proxier.applier.update
 
-            def timed(changes: dict) -> bool:  # type: ignore[type-arg]
+            def timed(changes: Mapping[str, Fragment | None]) -> bool:
                 start = time.perf_counter()
                 result = inner(changes)
                 end = time.perf_counter()
