@@ -285,3 +285,31 @@ async def test_resync_repairs_a_flushed_or_deleted_table(cluster: dict[str, str]
         in_ns(NODE1, "nft", "delete", "table", "ip", TABLE)
         await until(lambda: cluster["b"] in table(), "the deleted table's repair")
         assert who("kltest-p-a", "10.43.0.50").startswith("b ")
+
+
+async def test_endpoint_outside_the_cluster_cidr_is_reached_through_masquerade(cluster: dict[str, str],
+                                                                               client: Client) -> None:
+    """Like the `kubernetes` Service (-> the API server on the control plane, 198.51.100.1): the root
+    namespace routes pod addresses to unreachable, so only a masqueraded connection gets an answer."""
+    server = await asyncio.start_server(_tell_peer, "198.51.100.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        await client.create(service("apiserver", "10.43.0.60", port=443))
+        await put_slice(client, EndpointSlice(
+            metadata=ObjectMeta(name="apiserver-kltest", namespace="default", labels={SERVICE_NAME_LABEL: "apiserver"}),
+            address_type="IPv4", ports=[EndpointSlicePort(name="p", port=port, protocol="TCP")],
+            endpoints=[Endpoint(addresses=["198.51.100.1"], conditions=EndpointConditions(ready=True))]))
+        async with proxier(client):
+            await until(lambda: f"198.51.100.1:{port}" in table(), "the outside endpoint in node1's table")
+            out = await asyncio.to_thread(in_ns, "kltest-p-a", "busybox", "nc", "-w", "2", "10.43.0.60", "443",
+                                          check=False, input="\n")
+            assert out.stdout.strip() == ADDR[NODE1]  # the server saw node1's address, and could answer it
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _tell_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(f"{writer.get_extra_info('peername')[0]}\n".encode())
+    await writer.drain()
+    writer.close()
