@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 DEMO_MODULES = (
     "cli.demos.selfheal",
     "cli.demos.scaling",
+    "cli.demos.services",
     "cli.demos.rolling",
     "cli.demos.crashloop",
     "cli.demos.oom",

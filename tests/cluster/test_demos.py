@@ -73,7 +73,7 @@ def test_the_list_names_every_demo(cluster: Cluster) -> None:
     listed = subprocess.run([KUBELITE, "demo"], capture_output=True, text=True, timeout=30)
     assert listed.returncode == 0, listed.stderr
     names = [line.split()[0] for line in listed.stdout.splitlines()[2:] if line.strip()]
-    assert names == ["self-healing", "scaling", "rolling-update", "crash-loop", "oom", "node-failure"]
+    assert names == ["self-healing", "scaling", "services", "rolling-update", "crash-loop", "oom", "node-failure"]
     unknown = cluster.demo("no-such-demo")
     assert unknown.returncode == 2 and "one of: self-healing" in unknown.stderr
 
@@ -93,6 +93,13 @@ def test_scaling(cluster: Cluster) -> None:
     assert "✓ the pods run on 3 different nodes" in out
     assert "✓ exactly 1 pod is left and it is Ready" in out
     assert "kubelite scale deployment/web --replicas 5" in out
+
+
+def test_services_two_tiers_find_each_other_and_traffic_follows_the_pods(cluster: Cluster) -> None:
+    out = passed(cluster.demo("services", "--yes"))
+    assert "✓ the web tier reaches the backend tier by name, on both backends" in out
+    assert "✓ no answer came from backend-" in out
+    assert "✓ traffic spreads over all 4 backends" in out
 
 
 def test_rolling_update_stalls_on_a_broken_version_and_rolls_back(cluster: Cluster) -> None:

@@ -17,7 +17,7 @@ from cli.demos.view import pod_status, pods_table, ready, restarts
 from cli.main import main
 from cli.manifests import load
 
-NAMES = ["self-healing", "scaling", "rolling-update", "crash-loop", "oom", "node-failure"]
+NAMES = ["self-healing", "scaling", "services", "rolling-update", "crash-loop", "oom", "node-failure"]
 
 
 def test_every_demo_is_listed_with_its_summary(capsys: pytest.CaptureFixture[str]) -> None:
