@@ -114,8 +114,12 @@ class Applier:
             self._run(["ip", "route", "add", self.ctx.service_cidr, "dev", "lo", "proto", RTPROT_PROXY])
         # NodePorts on 127.0.0.1 DNAT to other nodes' pods: loopback-sourced packets must be
         # routable out of any interface (kube-proxy sets the same; our table drops 127/8 arriving
-        # from the network, so this opens nothing to the outside).
-        self._run(["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"])
+        # from the network, so this opens nothing to the outside). Only in a node's own namespace
+        # (a simulated host, which takes the setting with it): a machine's own setting is not ours
+        # to change and could not be restored after the table is gone. There, 127.0.0.1:NODEPORT
+        # reaches this node's pods (the bridge has route_localnet), not other nodes'.
+        if self.prefix:
+            self._run(["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"])
 
     def resync(self, fragments: Mapping[str, Fragment | None]) -> None:
         """Rebuild the whole table from ``fragments`` (every Service) in one transaction."""

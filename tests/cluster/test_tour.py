@@ -71,8 +71,42 @@ def test_the_readme_tour() -> None:
         assert greetings(cluster) == {"Hello from kubelite"}
         rs = json.loads(cluster.kubectl("get", "rs", "-o", "json").stdout)["items"]
         assert sorted(r["spec"]["replicas"] for r in rs) == [0, 3]  # v1's ReplicaSet came back
+
+        # Services and DNS, on one node: the cluster DNS listens on 127.0.0.1, reached from pods
+        # through 10.43.0.10 (DNAT to loopback)
+        services_tour(cluster)
     finally:
         cluster.close()
+
+
+def services_tour(cluster: Cluster) -> None:
+    for step in [("kubectl", "create", "deployment", "db", "--image=busybox", "--replicas", "2", "--",
+                  "httpd", "-f", "-p", "8080"),
+                 ("kubelite", "expose", "deployment", "db", "--port", "80", "--target-port", "8080"),
+                 ("kubelite", "run", "client", "--image=busybox", "--", "sleep", "3600"),
+                 ("kubectl", "rollout", "status", "deploy/db", "--timeout=120s"),
+                 ("kubectl", "wait", "--for=condition=Ready", "pod/client", "--timeout=120s")]:
+        # kubelite's own flags go before `--`: what follows it is the container's command
+        done = cluster.kubectl(*step[1:]) if step[0] == "kubectl" else run(
+            step[1], "--kubeconfig", str(cluster.kubeconfig), *step[2:])
+        assert done.returncode == 0, f"{step}: {done.stdout}{done.stderr}"
+    table = cluster.kubectl("get", "svc,endpointslices").stdout
+    ip = json.loads(cluster.kubectl("get", "svc", "db", "-o", "json").stdout)["spec"]["clusterIP"]
+    assert ip in table and "80/TCP" in table and "8080" in table, table
+
+    def client(*argv: str) -> str:
+        out = run("exec", "client", "--kubeconfig", str(cluster.kubeconfig), "--", *argv)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    deadline = time.monotonic() + 30  # the slice reaches the DNS and the dataplane within moments
+    while ip not in (looked_up := client("nslookup", "db.default.svc.cluster.local")):
+        assert time.monotonic() < deadline, looked_up
+        time.sleep(0.5)
+    answer = client("sh", "-c", 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 db 80 | head -n 1')
+    assert answer.startswith("HTTP/1."), answer  # busybox httpd answers (404 for /: no index)
+    info = cluster.kubectl("cluster-info").stdout
+    assert "Kubernetes control plane is running at" in info and "CoreDNS is running at" in info
 
 
 def greetings(cluster: Cluster) -> set[str]:

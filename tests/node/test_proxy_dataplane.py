@@ -212,7 +212,7 @@ async def test_cluster_ip_spreads_drains_skips_unready_and_refuses_without_endpo
     await client.create(service("web", "10.43.0.20"))
     await client.create(service("empty", "10.43.0.21"))
     await put_slice(client, endpoint_slice("web", cluster, {"b": True, "c": True, "d": False}))
-    async with proxier(client) as p:
+    async with proxier(client):
         await until(lambda: cluster["c"] in table(), "the endpoints in node1's table")
         spread = served_by("kltest-p-a", "10.43.0.20")
         assert set(spread) == {"b", "c"} and min(spread.values()) >= 3, spread  # both, never the unready d
@@ -224,7 +224,6 @@ async def test_cluster_ip_spreads_drains_skips_unready_and_refuses_without_endpo
         started = time.monotonic()
         refused = in_ns("kltest-p-a", "busybox", "nc", "-w", "3", "10.43.0.21", "80", check=False, input="x")
         assert time.monotonic() - started < 1 and "refused" in refused.stderr.lower(), refused
-        assert p.applies >= 2
     assert TABLE not in in_ns(NODE1, "nft", "list", "tables").stdout  # teardown left nothing
 
 
