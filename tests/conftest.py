@@ -78,6 +78,12 @@ def _leftovers() -> list[str]:
         found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if PREFIX in line]
     except FileNotFoundError:
         pass
+    try:  # kubelite's own tables in this namespace (a node agent run here by a test)
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+        found += [f"nft {line.strip()}" for line in tables.splitlines() if line.split()[-1:] in (["kubelite"],
+                                                                                                 ["kubelite-svc"])]
+    except FileNotFoundError:
+        pass
     cgroot = Path("/sys/fs/cgroup")
     if cgroot.is_dir():
         for controller in cgroot.iterdir():

@@ -47,7 +47,7 @@ async def test_agent_joins_a_secured_server():
         token, pin = words[words.index("--token") + 1], words[words.index("--ca-cert-hash") + 1]
         common = ["agent", "--server", f"https://127.0.0.1:{port}", "--node-name", "kltest-joined",
                   "--root-dir", str(root), "--node-ip", "127.0.0.1", "--port", str(kubelet_port),
-                  "--network", "none", "--cgroup-parent", "kltest-joined", "--token", token]
+                  "--network", "none", "--no-proxy", "--cgroup-parent", "kltest-joined", "--token", token]
         wrong = subprocess.run([str(BIN / "kubelite"), *common, "--ca-cert-hash", "sha256:" + "0" * 64],
                                capture_output=True, text=True, timeout=60)
         assert wrong.returncode == 1 and "cannot join" in wrong.stderr
