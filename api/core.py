@@ -13,6 +13,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from api.base import IntOrString, KubeModel, MicroTime, Quantity, Time
+from api.config import (
+    ConfigMapKeySelector,
+    ConfigMapVolumeSource,
+    EnvFromSource,
+    SecretKeySelector,
+    SecretVolumeSource,
+)
 from api.meta import ListMeta, ObjectMeta
 
 Mapping = dict[str, Any]
@@ -38,8 +45,8 @@ class ResourceFieldSelector(KubeModel):
 class EnvVarSource(KubeModel):
     field_ref: ObjectFieldSelector | None = None
     resource_field_ref: ResourceFieldSelector | None = None
-    config_map_key_ref: Mapping | None = None
-    secret_key_ref: Mapping | None = None
+    config_map_key_ref: ConfigMapKeySelector | None = None
+    secret_key_ref: SecretKeySelector | None = None
 
 
 class EnvVar(KubeModel):
@@ -127,7 +134,7 @@ class Container(KubeModel):
     args: list[str] | None = None
     working_dir: str | None = None
     ports: list[ContainerPort] | None = None
-    env_from: list[Mapping] | None = None
+    env_from: list[EnvFromSource] | None = None
     env: list[EnvVar] | None = None
     resources: ResourceRequirements | None = None
     resize_policy: list[Mapping] | None = None
@@ -161,14 +168,15 @@ class HostPathVolumeSource(KubeModel):
 
 
 class Volume(KubeModel):
-    """Storage a pod's containers can mount: a fresh `emptyDir` or a `hostPath` of the node."""
+    """Storage a pod's containers can mount: a fresh `emptyDir`, a `hostPath` of the node, the
+    keys of a `configMap` or a `secret` as files."""
 
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
     host_path: HostPathVolumeSource | None = None
+    config_map: ConfigMapVolumeSource | None = None
+    secret: SecretVolumeSource | None = None
     # Declared so manifests validate; kubelite does not provide these sources yet.
-    config_map: Mapping | None = None
-    secret: Mapping | None = None
     persistent_volume_claim: Mapping | None = None
     projected: Mapping | None = None
     downward_api: Mapping | None = Field(default=None, alias="downwardAPI")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from api.apps import Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment
 from api.base import KubeModel
+from api.config import DEFAULT_MODE, OPAQUE, Secret, fold_string_data
 from api.core import Container, Namespace, NamespaceSpec, NamespaceStatus, Pod, PodSpec, Probe
 from api.services import ClientIPConfig, LoadBalancerStatus, Service, ServiceStatus, SessionAffinityConfig
 
@@ -60,6 +61,9 @@ def default_pod_spec(spec: PodSpec) -> None:
     for v in spec.volumes or []:
         if v.host_path is not None and v.host_path.type is None:
             v.host_path.type = ""
+        source = v.config_map or v.secret
+        if source is not None and source.default_mode is None:
+            source.default_mode = DEFAULT_MODE
 
 
 def apply_defaults(obj: KubeModel) -> None:
@@ -91,6 +95,10 @@ def apply_defaults(obj: KubeModel) -> None:
             default_pod_spec(obj.spec.template.spec)
     elif isinstance(obj, Service):
         default_service(obj)
+    elif isinstance(obj, Secret):
+        # Kubernetes folds stringData in its conversion, before defaulting and validation.
+        fold_string_data(obj)
+        obj.type = obj.type or OPAQUE
     elif isinstance(obj, Namespace):
         if obj.spec is None:
             obj.spec = NamespaceSpec()

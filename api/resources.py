@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from api.apps import Deployment, DeploymentList, ReplicaSet, ReplicaSetList
 from api.base import KubeModel
+from api.config import ConfigMap, ConfigMapList, Secret, SecretList
 from api.coordination import Lease, LeaseList
 from api.core import Event, EventList, Namespace, NamespaceList, Node, NodeList, Pod, PodList
 from api.services import Endpoints, EndpointSlice, EndpointSliceList, EndpointsList, Service, ServiceList
@@ -77,9 +78,12 @@ ENDPOINTS = Resource("", "v1", "Endpoints", "endpoints", "endpoints", True, Endp
                      short_names=("ep",))
 ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True,
                           EndpointSlice, EndpointSliceList)
+CONFIGMAPS = Resource("", "v1", "ConfigMap", "configmaps", "configmap", True, ConfigMap, ConfigMapList,
+                      short_names=("cm",))
+SECRETS = Resource("", "v1", "Secret", "secrets", "secret", True, Secret, SecretList)
 
-ALL: tuple[Resource, ...] = (NAMESPACES, PODS, NODES, EVENTS, SERVICES, ENDPOINTS, DEPLOYMENTS, REPLICASETS, LEASES,
-                             ENDPOINTSLICES)
+ALL: tuple[Resource, ...] = (NAMESPACES, PODS, NODES, EVENTS, SERVICES, ENDPOINTS, CONFIGMAPS, SECRETS, DEPLOYMENTS,
+                             REPLICASETS, LEASES, ENDPOINTSLICES)
 
 BY_KIND: dict[str, Resource] = {r.kind: r for r in ALL}
 

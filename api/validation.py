@@ -259,8 +259,8 @@ def check_env_source(errors: Errors, field: str, src: EnvVarSource, *, has_value
             if not ok:
                 errors.not_supported(f"{field}.resourceFieldRef.divisor", ref.divisor, allowed)
     for key, name in (("config_map_key_ref", "configMapKeyRef"), ("secret_key_ref", "secretKeyRef")):
-        ref_map = getattr(src, key)
-        if ref_map is not None and not ref_map.get("key"):
+        ref = getattr(src, key)
+        if ref is not None and not ref.key:
             errors.required(f"{field}.{name}.key")
 
 
@@ -367,6 +367,9 @@ def check_pod_spec(errors: Errors, field: str, spec: PodSpec) -> None:
     if spec.node_name:
         check_dns_subdomain(errors, f"{field}.nodeName", spec.node_name)
     check_pod_dns(errors, field, spec)
+    from api.validation_config import check_pod_config_sources  # it builds on this module's helpers
+
+    check_pod_config_sources(errors, field, spec)
 
 
 DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
@@ -517,4 +520,10 @@ def validate(obj: KubeModel) -> list[StatusCause]:
             services.check_endpoints(errors, obj)
         elif isinstance(obj, services.EndpointSlice):
             services.check_endpoint_slice(errors, obj)
+        from api import validation_config as config
+
+        if isinstance(obj, config.ConfigMap):
+            config.check_configmap(errors, obj)
+        elif isinstance(obj, config.Secret):
+            config.check_secret(errors, obj)
     return errors.causes

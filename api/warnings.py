@@ -15,7 +15,7 @@ _IGNORED_POD_FIELDS = (
     "resource_claims", "host_network", "host_pid", "host_ipc", "share_process_namespace",
 )
 _IGNORED_CONTAINER_FIELDS = ("security_context", "lifecycle", "volume_devices", "resize_policy")
-_IGNORED_VOLUME_SOURCES = ("config_map", "secret", "persistent_volume_claim", "projected", "downward_api",
+_IGNORED_VOLUME_SOURCES = ("persistent_volume_claim", "projected", "downward_api",
                            "nfs", "csi", "ephemeral", "image")
 
 
@@ -42,7 +42,7 @@ def _pod_spec_warnings(spec: PodSpec, prefix: str) -> list[str]:
         for name in _IGNORED_VOLUME_SOURCES:
             if getattr(v, name) is not None:
                 out.append(f"{prefix}.volumes[{i}].{_alias(name)}: volume type not supported by kubelite; "
-                           "only emptyDir and hostPath are mounted")
+                           "only emptyDir, hostPath, configMap and secret are mounted")
     return out
 
 

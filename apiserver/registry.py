@@ -32,8 +32,9 @@ from api.base import KubeModel, drop_unknown_fields, now, unknown_fields
 from api.defaults import apply_defaults
 from api.meta import DeleteOptions, StatusCause
 from api.patch import PatchError, json_patch, merge_patch, strategic_merge_patch, strategy_for
-from api.resources import EVENTS, LEASES, NAMESPACES, NODES, PODS, SERVICES, Resource
+from api.resources import CONFIGMAPS, EVENTS, LEASES, NAMESPACES, NODES, PODS, SECRETS, SERVICES, Resource
 from api.validation import invalid_error, parse_object, validate
+from api.validation_config import check_config_update
 from api.warnings import unsupported_field_warnings
 from apiserver import allocator
 from apiserver.allocator import Plan, ServiceAllocator
@@ -280,6 +281,7 @@ class Registry:
             self._check_pod_update(old, obj.to_dict())
         data = obj.to_dict()
         data["metadata"].pop("resourceVersion", None)
+        self._check_config_update(resource, old, data)
         meta = data["metadata"]
         key = key_for(resource, meta.get("namespace"), meta["name"])
         plan = await self._allocate(resource, data, old)
@@ -337,6 +339,15 @@ class Registry:
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         out["metadata"] = meta
         return out
+
+    @staticmethod
+    def _check_config_update(resource: Resource, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """ConfigMaps and Secrets: `immutable` and a Secret's `type` (stringData is already
+        folded into data by the defaults, so it is never stored)."""
+        if resource is CONFIGMAPS or resource is SECRETS:
+            causes = check_config_update(old, new)
+            if causes:
+                raise invalid_error(resource.kind, resource.group, new["metadata"].get("name"), causes)
 
     @staticmethod
     def _check_pod_update(old: dict[str, Any], new: dict[str, Any]) -> None:

@@ -173,6 +173,15 @@ def _endpointslice_row(es: dict[str, Any], now: datetime) -> Row:
             _more(addresses, len(addresses), empty="<unset>"), _age(es, now)]
 
 
+def _configmap_row(cm: dict[str, Any], now: datetime) -> Row:
+    return [cm["metadata"]["name"], len(cm.get("data") or {}) + len(cm.get("binaryData") or {}), _age(cm, now)]
+
+
+def _secret_row(secret: dict[str, Any], now: datetime) -> Row:
+    return [secret["metadata"]["name"], secret.get("type") or "Opaque", len(secret.get("data") or {}),
+            _age(secret, now)]
+
+
 TABLES: dict[str, tuple[list[Column], Callable[[dict[str, Any], datetime], Row]]] = {
     "pods": ([("Name", "string", 0), ("Ready", "string", 0), ("Status", "string", 0), ("Restarts", "integer", 0),
               ("Age", "string", 0), ("IP", "string", 1), ("Node", "string", 1), ("Nominated Node", "string", 1),
@@ -195,6 +204,9 @@ TABLES: dict[str, tuple[list[Column], Callable[[dict[str, Any], datetime], Row]]
                   ("External-IP", "string", 0), ("Port(s)", "string", 0), ("Age", "string", 0),
                   ("Selector", "string", 1)], _service_row),
     "endpoints": ([("Name", "string", 0), ("Endpoints", "string", 0), ("Age", "string", 0)], _endpoints_row),
+    "configmaps": ([("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)], _configmap_row),
+    "secrets": ([("Name", "string", 0), ("Type", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
+                _secret_row),
     "endpointslices": ([("Name", "string", 0), ("AddressType", "string", 0), ("Ports", "string", 0),
                         ("Endpoints", "string", 0), ("Age", "string", 0)], _endpointslice_row),
 }

@@ -7,7 +7,9 @@ Rules (everything not listed is denied; deny is the default, never an afterthoug
 * `system:masters` (the admin, the API server's kubelet client): everything.
 * A node, `system:node:NAME` *and* in group `system:nodes` (both, as Kubernetes' Node
   authorizer requires):
-  - get/list/watch pods, nodes, namespaces, leases, events, services, endpoints, endpointslices;
+  - get/list/watch pods, nodes, namespaces, leases, events, services, endpoints, endpointslices,
+    configmaps and secrets (all of them: Kubernetes' Node authorizer narrows the last two to
+    those its pods use; kubelite does not yet);
   - create/update/patch/delete its own Node, get/update/patch its own `nodes/status`;
   - create/get/update/patch/delete its own Lease `kube-node-lease/NAME`;
   - update/patch `pods/status` and delete pods bound to it (`obj_node_name == NAME`, the
@@ -19,8 +21,9 @@ Rules (everything not listed is denied; deny is the default, never an afterthoug
   its lease namespace exists and expects AlreadyExists, not Forbidden).
 * The controller-manager (`system:kube-controller-manager`): read everything it watches
   (pods, replicasets, deployments, nodes, namespaces, leases, events, services, endpoints,
-  endpointslices); full write on pods, replicasets, deployments (and their status/scale),
-  endpoints and endpointslices; delete services (namespace controller); update/patch/delete nodes and their
+  endpointslices, configmaps, secrets); full write on pods, replicasets, deployments (and their
+  status/scale), endpoints and endpointslices; delete services, configmaps and secrets
+  (namespace controller); update/patch/delete nodes and their
   status (node lifecycle, IPAM); update/patch/delete namespaces, their status and
   `finalize` (namespace controller); events; leases: create/update/patch/delete in
   kube-system (its election), update/patch/delete anywhere (the garbage collector removes
@@ -59,10 +62,10 @@ KUBELET_SERVING_PATH = "/kubelite/v1/kubelet-serving-certificate"
 SYSTEM_NAMESPACE = "kube-system"
 
 NODE_READABLE = frozenset({"pods", "nodes", "namespaces", "leases", "events", "services", "endpoints",
-                           "endpointslices"})
+                           "endpointslices", "configmaps", "secrets"})
 SCHEDULER_READABLE = frozenset({"pods", "nodes", "namespaces"})
 CONTROLLER_READABLE = frozenset({"pods", "replicasets", "deployments", "nodes", "namespaces", "leases", "events",
-                                 "services", "endpoints", "endpointslices"})
+                                 "services", "endpoints", "endpointslices", "configmaps", "secrets"})
 DNS_READABLE = frozenset({"services", "endpointslices", "pods", "namespaces"})
 # The cluster DNS keeps its own Service (kube-system/kube-dns) and the slice that points at it.
 DNS_SERVICE = "kube-dns"
@@ -165,7 +168,7 @@ def _controller_manager(verb: str, resource: str, namespace: str | None, name: s
         return ALLOW
     if resource in {"endpoints", "endpointslices"} and sub is None and verb in WRITE:
         return ALLOW  # the EndpointSlice controller and its Endpoints mirror
-    if resource == "services" and sub is None and verb in {"delete", "deletecollection"}:
+    if resource in {"services", "configmaps", "secrets"} and sub is None and verb in {"delete", "deletecollection"}:
         return ALLOW  # the namespace controller empties namespaces
     if resource in {"pods", "replicasets", "deployments"}:
         if sub is None and verb in WRITE:
