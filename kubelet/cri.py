@@ -24,6 +24,7 @@ from pathlib import Path
 
 from api.core import Container, Pod
 from api.quantity import cpu_millis, to_bytes
+from kubelet.configvolumes import is_config_volume, unmount_under
 from kubelet.decide import Observed
 from kubelet.envvars import expand
 from kubelet.logs import parse_records
@@ -276,8 +277,20 @@ class PodRuntime:
                     source.touch()
                 elif not source.exists():
                     raise PodError(f"hostPath {source} of volume {v.name} does not exist")
+            elif is_config_volume(v):
+                # Written by the pod worker (kubelet.configvolumes) before any container starts;
+                # always read-only, as Kubernetes mounts them. A subPath names one file, whose
+                # inode the bind keeps: it is not updated, as in Kubernetes.
+                source = sb.volume_dir(v.name)
+                if vm.sub_path:
+                    source = source / vm.sub_path
+                    if not source.exists():
+                        raise PodError(f"subPath {vm.sub_path} of volume {v.name} does not exist")
+                out.append(Mount(str(source), vm.mount_path, read_only=True))
+                continue
             else:
-                raise PodError(f"volume {v.name}: only emptyDir and hostPath volumes are supported")
+                raise PodError(f"volume {v.name}: only emptyDir, hostPath, configMap and secret volumes are "
+                               "supported")
             if vm.sub_path:
                 source = source / vm.sub_path
                 source.mkdir(parents=True, exist_ok=True)
@@ -301,6 +314,9 @@ class PodRuntime:
                 await self.rt.stop(st.id, grace=grace)
         for st in states:
             await self.remove(st.id)
+        sb = self.sandbox(pod_uid)
+        if sb is not None:
+            unmount_under(sb.dir / "volumes")  # secret tmpfs volumes, before the pod dir goes
         await self.rt.remove_sandbox(pod_uid)
         for d in (self.root / "logs").glob(f"*_{pod_uid}"):
             shutil.rmtree(d, ignore_errors=True)

@@ -11,20 +11,24 @@ order, each value `$(VAR)`-expanded against what came before.
   `containerName`), divided by `divisor` (default 1) and rounded up, as Kubernetes does
   (`limits.cpu` of 500m is "1", or "500" with divisor 1m). A limit that is not set is the
   node's allocatable amount; a request that is not set is the limit if there is one, else 0.
-* `configMapKeyRef` / `secretKeyRef`: kubelite has no ConfigMaps or Secrets, so, as a
-  Kubernetes kubelet does for a missing one, the container is not created: `EnvError`
-  ('configmap "X" not found'), which the pod shows as CreateContainerConfigError. A ref
-  marked `optional: true` is skipped, as Kubernetes skips a missing optional one.
+* `configMapKeyRef` / `secretKeyRef`: the key's value (a Secret's decoded), not expanded. A
+  missing object or key fails the container's creation (`EnvError`, which the pod shows as
+  CreateContainerConfigError) with the kubelet's words: 'configmap "X" not found',
+  "couldn't find key K in ConfigMap NS/X"; with `optional: true` the variable is left out.
 
-`envFrom` naming a ConfigMap or Secret fails the same way (unless optional).
+`envFrom` (before `env`, which wins): every key of the ConfigMap or Secret, named `prefix` +
+key; a name that is not a valid env var name is skipped and reported (the kubelet's
+InvalidEnvironmentVariableNames event, through `skipped`). The objects come from `lookup`
+((kind, name) -> object or None when it does not exist), so this module stays pure.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from api.config import ConfigMap, Secret, configmap_payload, secret_payload
 from api.core import Container, Pod, ResourceFieldSelector
 from api.quantity import QuantityError, parse_quantity
 
@@ -85,25 +89,63 @@ def resource_value(pod: Pod, c: Container, ref: ResourceFieldSelector, allocatab
     return str(math.ceil(value / divisor))
 
 
-def _missing(kind: str, ref: Mapping[str, object]) -> str | None:
-    """The error for a ConfigMap/Secret reference (none exist here), or None if it is optional."""
-    if ref.get("optional"):
+Lookup = Callable[[str, str], ConfigMap | Secret | None]  # ("configmap" | "secret", name) -> object
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+def _values(kind: str, name: str, lookup: Lookup | None, *, optional: bool) -> dict[str, str] | None:
+    """The keys of a ConfigMap or Secret as strings; None if it is missing and optional."""
+    obj = lookup(kind, name) if lookup is not None else None
+    if obj is None:
+        if optional:
+            return None
+        raise EnvError(f'{kind} "{name}" not found')
+    try:
+        raw = configmap_payload(obj) if isinstance(obj, ConfigMap) else secret_payload(obj)
+    except ValueError as e:
+        raise EnvError(f'{kind} "{name}": {e}') from e
+    return {k: v.decode(errors="replace") for k, v in raw.items()}
+
+
+def _key_value(kind: str, ref: object, pod: Pod, lookup: Lookup | None) -> str | None:
+    name, key, optional = getattr(ref, "name", "") or "", getattr(ref, "key", ""), bool(getattr(ref, "optional", False))
+    values = _values(kind, name, lookup, optional=optional)
+    if values is None:
         return None
-    return f'{kind} "{ref.get("name") or ""}" not found'
+    if key not in values:
+        if optional:
+            return None
+        title = "ConfigMap" if kind == "configmap" else "Secret"
+        raise EnvError(f"couldn't find key {key} in {title} {pod.metadata.namespace or 'default'}/{name}")
+    return values[key]
 
 
 def container_env(pod: Pod, c: Container, image_env: Mapping[str, str], *, pod_ip: str | None,
                   host_ip: str | None, allocatable: Mapping[str, str],
-                  service_env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The image's ENV, then the Services' variables (`kubelet.servicelinks`), then the
-    container's `env`: a later layer wins, and `$(VAR)` may name anything of an earlier one."""
+                  service_env: Mapping[str, str] | None = None, lookup: Lookup | None = None,
+                  skipped: list[str] | None = None) -> dict[str, str]:
+    """The image's ENV, then the Services' variables (`kubelet.servicelinks`), then `envFrom`,
+    then the container's `env`: a later layer wins, and `$(VAR)` may name anything of an
+    earlier one. Messages for envFrom keys skipped as invalid names are appended to `skipped`."""
     env = dict(image_env)
     env.update(service_env or {})
+    ns = pod.metadata.namespace or "default"
     for source in c.env_from or []:
-        for key, kind in (("configMapRef", "configmap"), ("secretRef", "secret")):
-            ref = source.get(key)
-            if ref is not None and (why := _missing(kind, ref)):
-                raise EnvError(why)
+        for kind, ref in (("configmap", source.config_map_ref), ("secret", source.secret_ref)):
+            if ref is None:
+                continue
+            values = _values(kind, ref.name or "", lookup, optional=bool(ref.optional))
+            invalid = []
+            for key, value in (values or {}).items():
+                name = (source.prefix or "") + key
+                if _ENV_NAME.match(name):
+                    env[name] = value
+                else:
+                    invalid.append(name)
+            if invalid and skipped is not None:
+                what = "configMap" if kind == "configmap" else "secret"
+                skipped.append(f"Keys [{', '.join(sorted(invalid))}] from the EnvFrom {what} {ns}/{ref.name} were "
+                               "skipped since they are considered invalid environment variable names.")
     for var in c.env or []:
         src = var.value_from
         if src is None:
@@ -113,9 +155,9 @@ def container_env(pod: Pod, c: Container, image_env: Mapping[str, str], *, pod_i
         elif src.resource_field_ref is not None:
             env[var.name] = resource_value(pod, c, src.resource_field_ref, allocatable)
         elif src.config_map_key_ref is not None:
-            if why := _missing("configmap", src.config_map_key_ref):
-                raise EnvError(why)
+            if (found := _key_value("configmap", src.config_map_key_ref, pod, lookup)) is not None:
+                env[var.name] = found
         elif src.secret_key_ref is not None:
-            if why := _missing("secret", src.secret_key_ref):
-                raise EnvError(why)
+            if (found := _key_value("secret", src.secret_key_ref, pod, lookup)) is not None:
+                env[var.name] = found
     return env

@@ -38,6 +38,8 @@ STARTED = "Started"
 KILLING = "Killing"
 UNHEALTHY = "Unhealthy"
 FAILED_SANDBOX = "FailedCreatePodSandBox"
+FAILED_MOUNT = "FailedMount"
+INVALID_ENV_NAMES = "InvalidEnvironmentVariableNames"
 
 
 def go_duration(seconds: float) -> str:
@@ -112,3 +114,7 @@ def restart_back_off(container: str, pod: Pod) -> str:
 def restart_back_off_waiting(container: str, pod: Pod, delay: float) -> str:
     """The CrashLoopBackOff waiting message of the container's status."""
     return f"back-off {go_duration(delay)} restarting failed container={container} pod={pod_ref(pod)}"
+
+
+def mount_failed(volume: str, why: object) -> str:
+    return f'MountVolume.SetUp failed for volume "{volume}" : {why}'

@@ -8,6 +8,7 @@
         heartbeat: Lease every `lease_renew` s, Node status on change / every `status_report` s
         node informer: podCIDR for the bridge network, peers' podCIDRs for host-gw routes
         service informer (all namespaces): the Docker-link variables of containers that start
+        config sources: one watch per ConfigMap/Secret the node's pods name (configsources.py)
         HTTP server: logs, exec and stats for the API server's proxy (TLS + client check when
                      `tls` is set: see server.py)
 
@@ -36,6 +37,7 @@ from api.informer import Informer
 from api.services import Service
 from api.worker import run_workers
 from api.workqueue import WorkQueue
+from kubelet.configsources import ConfigSources
 from kubelet.cri import PodRuntime
 from kubelet.decide import BackoffPolicy
 from kubelet.network import BridgeNetwork, NoNetwork, PodNetwork
@@ -117,13 +119,15 @@ class Kubelet:
                     asyncio.TaskGroup() as tg:
                 probes = ProbeManager(tg, exec_fn=self._exec_probe, on_change=self.queue.add, clock=time.time,
                                       on_failure=lambda t, kind, out: self._probe_failed(t, kind, out))
+                configs = ConfigSources(self.client, tg, on_change=self.queue.add)
                 self.workers = PodWorkers(self.client, self.pods, rt, self.network, probes, recorder, self.queue,
                                           host_ip=self.node_ip, clock=time.time, backoff=cfg.backoff,
                                           allocatable=capacity(read_machine(cfg.root_dir)),
                                           services=self.services,
                                           dns=DNSSettings(cluster_dns=tuple(cfg.cluster_dns),
                                                           domain=cfg.cluster_domain,
-                                                          node_resolv_conf=cfg.resolv_conf))
+                                                          node_resolv_conf=cfg.resolv_conf),
+                                          configs=configs)
                 self.pods.add_handler(on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n),
                                       on_delete=self._enqueue)
                 server = KubeletServer(self.pods, rt, allowed_clients=cfg.tls_clients if cfg.tls else None)
@@ -150,6 +154,7 @@ class Kubelet:
                 probes.cancel_all()
                 for t in tasks:
                     t.cancel()
+                await configs.stop()
                 await runner.cleanup()
         finally:
             await rt.close()

@@ -8,7 +8,9 @@ The workqueue gives each uid to one worker at a time (client-go semantics): that
     sync(uid):  pod gone from the API       -> kill and remove everything of uid
                 pod has deletionTimestamp   -> SIGTERM all, grace, SIGKILL; remove; free the IP;
                                                delete the object (grace 0, uid precondition)
-                otherwise                   -> sandbox + network -> observe -> plan_pod (pure)
+                otherwise                   -> sandbox + network -> configMap/secret volumes
+                                               (configvolumes.py; FailedMount holds every start)
+                                               -> observe -> plan_pod (pure)
                                                -> remove/kill/pull/start -> observe -> status
 
 Every step is idempotent, so a sync that raises is simply retried (with backoff) by the queue.
@@ -34,6 +36,9 @@ from api.informer import Informer
 from api.services import Service
 from api.workqueue import WorkQueue
 from kubelet import events as ev
+from kubelet.atomicwriter import WriteError
+from kubelet.configsources import ConfigSources, Ref, SyncTimeout, pod_refs
+from kubelet.configvolumes import VolumeError, is_config_volume, payload, setup
 from kubelet.cri import NeverPull, PodError, PodRuntime
 from kubelet.decide import Backoff, BackoffPolicy, ContainerView, Observed, next_backoff, plan_pod
 from kubelet.envvars import EnvError, container_env
@@ -81,7 +86,8 @@ class PodWorkers:
                  probes: ProbeManager, recorder: EventRecorder, queue: WorkQueue, *, host_ip: str,
                  clock: Callable[[], float], backoff: BackoffPolicy = BackoffPolicy(),
                  orphan_grace: float = 2.0, allocatable: Mapping[str, str] | None = None,
-                 services: Informer[Service] | None = None, dns: DNSSettings = DNSSettings()) -> None:
+                 services: Informer[Service] | None = None, dns: DNSSettings = DNSSettings(),
+                 configs: ConfigSources | None = None) -> None:
         self.client = client
         self.pods = pods
         self.runtime = runtime
@@ -96,6 +102,7 @@ class PodWorkers:
         self.allocatable = dict(allocatable or {})  # the node's, for resourceFieldRef of unset limits
         self.services = services  # every namespace's, for the containers' service variables
         self.dns = dns
+        self.configs = configs  # the ConfigMaps and Secrets the node's pods use
         self.memory: dict[str, PodMemory] = {}
         self.ips: dict[str, str | None] = {}
 
@@ -121,6 +128,8 @@ class PodWorkers:
             await self._stop_all(uid, grace)
             await self.runtime.remove_pod(uid, grace=0)
         await self.network.detach(uid)
+        if self.configs is not None:
+            self.configs.forget(uid)
         self.memory.pop(uid, None)
         self.ips.pop(uid, None)
 
@@ -169,6 +178,7 @@ class PodWorkers:
                 ip = await self.network.attach(uid, sb.netns_path, host_ports=host_ports(pod))
                 self.ips[uid] = ip
                 (sb.dir / "etc" / "hosts").write_text(hosts_file(pod, names, ip))
+            mount_error = await self._config_volumes(pod, sb.volume_dir)
             obs = self.runtime.containers(uid)
             specs = {c.name: c for c in [*(pod.spec.init_containers or []), *pod.spec.containers]}
             views = [ContainerView(c.name, init=True) for c in pod.spec.init_containers or []]
@@ -192,7 +202,9 @@ class PodWorkers:
                 await self.runtime.stop(cid, grace=float(pod.spec.termination_grace_period_seconds or 0))
             if plan.kill:
                 self.queue.add(uid)  # restart what the policy restarts, in the next pass
-            for name in plan.start:
+            if mount_error is not None and plan.start:
+                self.queue.add_after(uid, self.backoff.initial)  # the watch also wakes it on a change
+            for name in plan.start if mount_error is None else []:
                 result = await self._start(pod, sb, specs[name], mem)
                 if result is not None:
                     waiting[name] = result
@@ -268,13 +280,48 @@ class PodWorkers:
         self.recorder.event(pod, "Normal", ev.STARTED, ev.started(c.name))
         return None
 
+    async def _config_volumes(self, pod: Pod, volume_dir: Callable[[str], Path]) -> str | None:
+        """Watch the ConfigMaps and Secrets the pod names, and (re)write its configMap and secret
+        volumes (a no-op when nothing changed; `atomicwriter`). Returns why its containers may
+        not start yet (a FailedMount event says it for each volume), None when they may."""
+        if self.configs is None:
+            return None
+        uid, ns = pod.metadata.uid or "", pod.metadata.namespace or "default"
+        refs = pod_refs(pod)
+        self.configs.track(uid, refs)
+        if not refs:
+            return None
+        try:
+            await self.configs.wait(refs)
+        except SyncTimeout as e:
+            return str(e)
+        failed: str | None = None
+        for v in pod.spec.volumes or []:
+            if not is_config_volume(v):
+                continue
+            ref: Ref = ("configmap", ns, v.config_map.name or "") if v.config_map is not None \
+                else ("secret", ns, (v.secret.secret_name if v.secret else None) or "")
+            try:
+                setup(volume_dir(v.name), payload(v, self.configs.get(ref)), memory=v.secret is not None)
+            except (VolumeError, WriteError, OSError) as e:
+                self.recorder.event(pod, "Warning", ev.FAILED_MOUNT, ev.mount_failed(v.name, e))
+                failed = failed or str(e)
+        return failed
+
     def _env(self, pod: Pod, c: Container, image_env: dict[str, str]) -> dict[str, str]:
+        ns = pod.metadata.namespace or "default"
         links = {}
         if self.services is not None:
-            links = service_env(self.services.list(), pod.metadata.namespace or "default",
-                                enable_links=pod.spec.enable_service_links is not False)
-        return container_env(pod, c, image_env, pod_ip=self.ips.get(pod.metadata.uid or ""), host_ip=self.host_ip,
-                             allocatable=self.allocatable, service_env=links)
+            links = service_env(self.services.list(), ns, enable_links=pod.spec.enable_service_links is not False)
+        configs = self.configs
+        skipped: list[str] = []
+        env = container_env(pod, c, image_env, pod_ip=self.ips.get(pod.metadata.uid or ""), host_ip=self.host_ip,
+                            allocatable=self.allocatable, service_env=links, skipped=skipped,
+                            lookup=(lambda kind, name: configs.get((kind, ns, name)))  # type: ignore[arg-type]
+                            if configs is not None else None)
+        for message in skipped:
+            self.recorder.event(pod, "Warning", ev.INVALID_ENV_NAMES, message)
+        return env
 
     def _write_resolv_conf(self, pod: Pod, path: Path) -> None:
         """The pod's resolv.conf by its dnsPolicy (`kubelet.resolvconf`); what its limits cut is
