@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from kubelet.configvolumes import unmount_under
 from runtime.cgroups import open_cgroup
 from runtime.container import ContainerSpec, Runtime, Sandbox
 
@@ -65,6 +66,7 @@ async def cleanup_runtime(root: Path, parent: str) -> None:
     """Remove everything a test's runtime made, whichever Runtime instance made it."""
     rt = await Runtime.open(root, cgroup_root=CGROUP_ROOT, cgroup_parent=parent)
     for sb in rt.sandboxes():
+        unmount_under(sb.dir / "volumes")  # secret tmpfs volumes of pods the kubelet did not finish
         await rt.remove_sandbox(sb.pod_uid)
     for st in rt.list():
         await rt.remove(st.id)

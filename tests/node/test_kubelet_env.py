@@ -1,6 +1,6 @@
 """Env vars from the downward API (`valueFrom.fieldRef` / `resourceFieldRef`) as a container
-sees them, and a ConfigMap/Secret reference (none exist in kubelite) failing as Kubernetes
-fails a missing one: CreateContainerConfigError with a Failed event."""
+sees them, and a reference to a ConfigMap/Secret that does not exist failing as Kubernetes
+fails it: CreateContainerConfigError with a Failed event (test_kubelet_config.py has the rest)."""
 
 from __future__ import annotations
 

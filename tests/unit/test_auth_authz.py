@@ -22,7 +22,7 @@ from apiserver.auth.requestinfo import request_info
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection", "proxy")
 RESOURCES = ("pods", "nodes", "namespaces", "events", "deployments", "replicasets", "leases", "services",
-             "endpoints", "endpointslices", "secrets", "widgets")
+             "endpoints", "endpointslices", "configmaps", "secrets", "widgets")
 SUBRESOURCES = (None, "status", "scale", "binding", "finalize", "eviction", "log", "exec", "proxy")
 NAMESPACES = (None, "default", "kube-system", "kube-node-lease")
 NAMES = (None, "n1", "n2", "kube-system", "web", "kube-dns")
@@ -66,7 +66,7 @@ READ = ("get", "list", "watch")
 RULES: dict[str, list[tuple[tuple[str, ...], str, str | None, Cond]]] = {
     "node-n1": [
         (READ, r, None, always) for r in ("pods", "nodes", "namespaces", "leases", "events", "services",
-                                          "endpoints", "endpointslices")
+                                          "endpoints", "endpointslices", "configmaps", "secrets")
     ] + [
         (("create", "update", "patch", "delete"), "nodes", None, named("n1")),
         (("get", "update", "patch"), "nodes", "status", named("n1")),
@@ -87,12 +87,13 @@ RULES: dict[str, list[tuple[tuple[str, ...], str, str | None, Cond]]] = {
     ],
     "controller-manager": [
         (READ, r, None, always) for r in ("pods", "replicasets", "deployments", "nodes", "namespaces", "leases",
-                                          "events", "services", "endpoints", "endpointslices")
+                                          "events", "services", "endpoints", "endpointslices", "configmaps",
+                                          "secrets")
     ] + [
         (("create", "update", "patch", "delete", "deletecollection"), r, None, always)
         for r in ("pods", "replicasets", "deployments", "events", "endpoints", "endpointslices")
     ] + [
-        (("delete", "deletecollection"), "services", None, always),
+        (("delete", "deletecollection"), r, None, always) for r in ("services", "configmaps", "secrets")
     ] + [
         (("get", "update", "patch"), r, "status", always) for r in ("pods", "replicasets", "deployments", "nodes",
                                                                      "namespaces")
