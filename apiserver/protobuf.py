@@ -1,6 +1,7 @@
 """Just enough of Kubernetes' protobuf encoding to accept what kubectl's generators send.
 
-kubectl >= 1.32 sends `kubectl create namespace`, `create deployment`, `create service`, `run`
+kubectl >= 1.32 sends `kubectl create namespace`, `create deployment`, `create service`,
+`create configmap`, `create secret`, `run`
 and `auth whoami/can-i` bodies as
 `application/vnd.kubernetes.protobuf`: the 4-byte magic `k8s\\0`, then a `runtime.Unknown`
 message whose `raw` field holds the object in the protobuf form of k8s.io/api. This module
@@ -15,6 +16,7 @@ with 415, so nothing a client sent is silently lost.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from api import errors
@@ -25,6 +27,7 @@ MAGIC = b"k8s\x00"
 Table = dict[int, tuple[str, Any, bool]]
 
 STRING, INT, BOOL, MAP, QUANTITY_MAP, INT_OR_STRING = "string", "int", "bool", "map", "qmap", "intstr"
+BYTES_MAP = "bmap"  # map<string, bytes>: base64 values in JSON, as Go encodes []byte
 KEEP_ZERO = "int!"  # an int whose zero is meaningful
 
 OBJECT_META: Table = {
@@ -91,6 +94,11 @@ KINDS: dict[str, Table] = {
     "Deployment": {1: ("metadata", OBJECT_META, False), 2: ("spec", DEPLOYMENT_SPEC, False),
                    3: ("status", None, False)},
     "Service": {1: ("metadata", OBJECT_META, False), 2: ("spec", SERVICE_SPEC, False), 3: ("status", None, False)},
+    # `kubectl create configmap` and `create secret generic|tls|docker-registry`
+    "ConfigMap": {1: ("metadata", OBJECT_META, False), 2: ("data", MAP, False), 3: ("binaryData", BYTES_MAP, False),
+                  4: ("immutable", BOOL, False)},
+    "Secret": {1: ("metadata", OBJECT_META, False), 2: ("data", BYTES_MAP, False), 3: ("type", STRING, False),
+               4: ("stringData", MAP, False), 5: ("immutable", BOOL, False)},
     "SelfSubjectAccessReview": {1: ("metadata", OBJECT_META, False),
                                 2: ("spec", SELF_SUBJECT_ACCESS_REVIEW_SPEC, False), 3: ("status", None, False)},
     "SelfSubjectReview": {1: ("metadata", OBJECT_META, False), 2: ("status", None, False)},
@@ -152,7 +160,7 @@ def _decode(data: bytes, table: Table, path: str) -> dict[str, Any]:
             continue
         if repeated:
             out.setdefault(name, []).append(decoded)
-        elif kind in (MAP, QUANTITY_MAP):
+        elif kind in (MAP, QUANTITY_MAP, BYTES_MAP):
             out.setdefault(name, {}).update(decoded)
         else:
             out[name] = decoded
@@ -172,10 +180,12 @@ def _value(value: int | bytes, kind: Any, path: str) -> Any:
         raise errors.BadRequest(f"protobuf field {path} has the wrong wire type")
     if kind == STRING:
         return value.decode() or None
-    if kind in (MAP, QUANTITY_MAP):
+    if kind in (MAP, QUANTITY_MAP, BYTES_MAP):
         entry = {n: v for n, _, v in _Reader(value).fields()}
         key = bytes(entry.get(1, b"")).decode()
         raw = entry.get(2, b"")
+        if kind == BYTES_MAP:
+            return {key: base64.b64encode(bytes(raw)).decode()}
         if kind == QUANTITY_MAP:
             raw = {n: v for n, _, v in _Reader(bytes(raw)).fields()}.get(1, b"")
         return {key: bytes(raw).decode()}

@@ -62,8 +62,22 @@ def test_unknown_non_empty_field_is_refused_not_dropped():
 
 def test_other_kinds_and_garbage():
     with pytest.raises(errors.UnsupportedMediaType):
-        decode(envelope("v1", "ConfigMap", b""))
+        decode(envelope("v1", "PersistentVolumeClaim", b""))
     with pytest.raises(errors.BadRequest):
         decode(b"not protobuf")
     with pytest.raises(errors.BadRequest):
         decode(MAGIC + b"\x0a\xff")
+
+
+def test_configmap_and_secret_as_kubectl_create_sends_them():
+    # Bytes captured from `kubectl create configmap a --from-literal=k=v` (v1.36).
+    sent = (b'k8s\x00\n\x0f\n\x02v1\x12\tConfigMap\x12\x1b\n\x11\n\x01a\x12\x00\x1a\x00"\x00*\x002\x008\x00B\x00'
+            b'\x12\x06\n\x01k\x12\x01v\x1a\x00"\x00')
+    assert decode(sent) == {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}
+    raw = (field(1, field(1, "s")) + field(2, field(1, "bin") + field(2, b"\x00\xff")) + field(2, field(1, "e"))
+           + field(3, "kubernetes.io/tls") + field(5, 1))
+    assert decode(envelope("v1", "Secret", raw)) == {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"bin": "AP8=", "e": ""},
+        "type": "kubernetes.io/tls", "immutable": True}
+    cm = decode(envelope("v1", "ConfigMap", field(1, field(1, "c")) + field(3, field(1, "b") + field(2, b"\x01"))))
+    assert cm["binaryData"] == {"b": "AQ=="}
