@@ -30,6 +30,7 @@ from api import resources
 from api.client import Client
 from api.errors import ApiError, NotFound
 from api.patch import PatchSchema, json_equal, strategy_for
+from cli import configdata
 from cli.config import Connection
 from cli.manifests import Manifest, ManifestError, load
 from cli.printers import error_text, kind_name
@@ -143,16 +144,18 @@ async def apply_cmd(args: argparse.Namespace, conn: Connection) -> int:
 
 
 async def create_cmd(args: argparse.Namespace, conn: Connection) -> int:
-    """`create -f FILE` or `create namespace NAME`."""
+    """`create -f FILE`, `create namespace NAME`, `create configmap NAME ...`, `create secret
+    generic|tls|docker-registry NAME ...` (the objects from flags: `cli.configdata`)."""
     if args.what:
-        if args.what[0] not in ("namespace", "ns") or len(args.what) != 2 or args.filename:
-            raise ValueError("use `create -f FILE` or `create namespace NAME`")
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": args.what[1]}}
-        created = await conn.api.request("POST", resources.NAMESPACES.path(), json=body)
-        print(f"namespace/{created['metadata']['name']} created")
+        if args.filename:
+            raise ValueError("use either -f or a type to create, not both")
+        resource, body = _from_flags(args)
+        namespace = conn.namespace(args.namespace) if resource.namespaced else None
+        created = await conn.api.request("POST", resource.path(namespace), json=body)
+        print(f"{resource.singular}/{created['metadata']['name']} created")
         return 0
     if not args.filename:
-        raise ValueError("must specify one of -f or a type to create (namespace NAME)")
+        raise ValueError("must specify one of -f or a type to create (namespace, configmap, secret)")
     manifests = _manifests(args)
     if manifests is None:
         return 1
@@ -161,6 +164,37 @@ async def create_cmd(args: argparse.Namespace, conn: Connection) -> int:
         return f"{kind_name(manifest.resource)}/{obj['metadata']['name']} created"
 
     return await _each(manifests, args, conn, create, action="creating")
+
+
+_CREATE_USAGE = ("use `create -f FILE`, `create namespace NAME`, `create configmap NAME [--from-literal K=V] "
+                 "[--from-file [K=]PATH] [--from-env-file PATH]` or "
+                 "`create secret generic|tls|docker-registry NAME ...`")
+
+
+def _from_flags(args: argparse.Namespace) -> tuple[resources.Resource, dict[str, Any]]:
+    """What `create TYPE [SUBTYPE] NAME --flags` makes."""
+    what = list(args.what)
+    kind = what[0]
+    if kind in ("namespace", "ns") and len(what) == 2:
+        return resources.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": what[1]}}
+    sources = {"literals": args.from_literal, "files": args.from_file, "env_files": args.from_env_file}
+    if kind in ("configmap", "cm") and len(what) == 2:
+        values = configdata.collect(**sources, kind="ConfigMap", name=what[1])
+        return resources.CONFIGMAPS, configdata.configmap(what[1], values)
+    if kind == "secret" and len(what) == 3:
+        sub, name = what[1], what[2]
+        if sub == "generic":
+            values = configdata.collect(**sources, kind="Secret", name=name)
+            return resources.SECRETS, configdata.secret(name, values, type_=args.type)
+        if sub == "tls":
+            if not args.cert or not args.key:
+                raise ValueError("both --cert and --key are required for a tls secret")
+            return resources.SECRETS, configdata.tls_secret(name, cert=args.cert, key=args.key)
+        if sub == "docker-registry":
+            return resources.SECRETS, configdata.docker_registry_secret(
+                name, server=args.docker_server, username=args.docker_username or "",
+                password=args.docker_password or "", email=args.docker_email)
+    raise ValueError(_CREATE_USAGE)
 
 
 async def _each(manifests: list[Manifest], args: argparse.Namespace, conn: Connection,

@@ -99,10 +99,26 @@ def register(subparsers: Any) -> None:
     _files_flag(p, required=True)
     _namespace_flag(p)
 
-    p = _parser(subparsers, "create", "create objects from manifests, or a namespace", apply.create_cmd)
+    p = _parser(subparsers, "create", "create objects from manifests, or a namespace, configmap or secret",
+                apply.create_cmd)
     _files_flag(p, required=False)
     _namespace_flag(p)
-    p.add_argument("what", nargs="*", metavar="namespace NAME", help="`namespace NAME` (alias ns)")
+    p.add_argument("what", nargs="*", metavar="TYPE NAME",
+                   help="`namespace NAME`, `configmap NAME`, `secret generic|tls|docker-registry NAME`")
+    p.add_argument("--from-literal", action="append", default=[], metavar="KEY=VALUE",
+                   help="configmap/secret: a key and its value (repeatable)")
+    p.add_argument("--from-file", action="append", default=[], metavar="[KEY=]PATH",
+                   help="configmap/secret: a file's content under KEY (default: its name), or each file of a "
+                        "directory (repeatable)")
+    p.add_argument("--from-env-file", action="append", default=[], metavar="PATH",
+                   help="configmap/secret: KEY=VALUE lines of a file (repeatable)")
+    p.add_argument("--type", metavar="TYPE", help="secret generic: the Secret's type (default Opaque)")
+    p.add_argument("--cert", metavar="PATH", help="secret tls: PEM certificate")
+    p.add_argument("--key", metavar="PATH", help="secret tls: PEM private key")
+    p.add_argument("--docker-server", metavar="URL", help="secret docker-registry: registry (default Docker Hub)")
+    p.add_argument("--docker-username", metavar="USER", help="secret docker-registry: user name")
+    p.add_argument("--docker-password", metavar="PASSWORD", help="secret docker-registry: password")
+    p.add_argument("--docker-email", metavar="EMAIL", help="secret docker-registry: email")
 
     p = _parser(subparsers, "get", "list objects as tables, YAML, JSON or names", get.get_cmd)
     p.add_argument("targets", nargs="+", metavar="TYPE[/NAME] [NAME...]",

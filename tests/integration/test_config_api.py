@@ -9,9 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from api.client import Client
+from tests.integration.test_cli_apply import Run, kl
 from tests.integration.test_kubectl import Kubectl, kubectl
 
-__all__ = ["kubectl"]
+__all__ = ["kl", "kubectl"]
 
 CMS = "/api/v1/namespaces/default/configmaps"
 SECRETS = "/api/v1/namespaces/default/secrets"
@@ -116,3 +118,44 @@ async def test_kubectl_create_get_and_explain(kubectl: Kubectl, tmp_path: Path):
     assert 'configmaps "web" already exists' in out.stderr
     explained = (await kubectl.run("explain", "configmap.binaryData")).stdout
     assert "binaryData" in explained
+
+
+async def test_kubelite_create_configmap_and_secrets(kl: Run, client: Client, tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "a.conf").write_text("a\n")
+    (tmp_path / "dir" / "blob").write_bytes(b"\xff\x00")
+    (tmp_path / "dir" / "bad name").write_text("skipped")
+    (tmp_path / "vars").write_text("\n# comment\nMODE=prod\n  LEVEL=3=x\n")
+    code, out, err = await kl("create", "configmap", "app", "--from-literal", "k=v", "--from-file",
+                              str(tmp_path / "dir"), "--from-file", f"renamed={tmp_path / 'vars'}",
+                              "--from-env-file", str(tmp_path / "vars"))
+    assert (code, out, err) == (0, "configmap/app created\n", "")
+    cm = await client.request("GET", f"{CMS}/app")
+    assert cm["data"] == {"k": "v", "a.conf": "a\n", "renamed": "\n# comment\nMODE=prod\n  LEVEL=3=x\n",
+                          "MODE": "prod", "LEVEL": "3=x"}
+    assert cm["binaryData"] == {"blob": "/wA="}
+    code, out, err = await kl("create", "cm", "dup", "--from-literal", "k=1", "--from-literal", "k=2")
+    assert code == 1 and err == ('error: cannot add key "k", another key by that name already exists in Data for '
+                                 'ConfigMap "dup"\n')
+    code, out, err = await kl("create", "secret", "generic", "db", "-n", "default", "--from-literal", "pw=s3cret",
+                              "--type", "example.com/db")
+    assert (code, out) == (0, "secret/db created\n"), err
+    db = await client.request("GET", f"{SECRETS}/db")
+    assert db["type"] == "example.com/db" and db["data"] == {"pw": b64("s3cret")}
+    (tmp_path / "tls.crt").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    (tmp_path / "tls.key").write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n")
+    code, out, err = await kl("create", "secret", "tls", "web-tls", "--cert", str(tmp_path / "tls.crt"),
+                              "--key", str(tmp_path / "tls.key"))
+    assert (code, out) == (0, "secret/web-tls created\n"), err
+    assert (await client.request("GET", f"{SECRETS}/web-tls"))["type"] == "kubernetes.io/tls"
+    code, out, err = await kl("create", "secret", "docker-registry", "reg", "--docker-server", "localhost:5000",
+                              "--docker-username", "u", "--docker-password", "p")
+    assert (code, out) == (0, "secret/reg created\n"), err
+    reg = await client.request("GET", f"{SECRETS}/reg")
+    assert json.loads(base64.b64decode(reg["data"][".dockerconfigjson"])) == {
+        "auths": {"localhost:5000": {"username": "u", "password": "p", "auth": b64("u:p")}}}
+    code, out, err = await kl("create", "secret", "tls", "x", "--cert", str(tmp_path / "vars"), "--key",
+                              str(tmp_path / "tls.key"))
+    assert (code, err) == (1, "error: tls: failed to find any PEM data in certificate input\n")
+    code, out, err = await kl("get", "cm,secrets")
+    assert code == 0 and "NAME" in out and "kubernetes.io/dockerconfigjson" in out

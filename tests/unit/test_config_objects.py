@@ -115,7 +115,8 @@ def test_pod_references_are_checked() -> None:
                     {"name": "s", "secret": {}}]}})
     assert set(got) == {
         "spec.containers[0].envFrom[0].prefix", "spec.containers[0].envFrom[1]",
-        "spec.containers[0].env[0].valueFrom.configMapKeyRef.key", "spec.containers[0].env[1].valueFrom.secretKeyRef.name",
+        "spec.containers[0].env[0].valueFrom.configMapKeyRef.key",
+        "spec.containers[0].env[1].valueFrom.secretKeyRef.name",
         "spec.volumes[0].configMap.defaultMode", "spec.volumes[0].configMap.items[0].path",
         "spec.volumes[0].configMap.items[1].key", "spec.volumes[0].configMap.items[1].path",
         "spec.volumes[1].secret.secretName"}
@@ -124,7 +125,8 @@ def test_pod_references_are_checked() -> None:
 
 
 def test_volume_default_mode_is_defaulted() -> None:
+    volumes = [{"name": "v", "secret": {"secretName": "s"}}]
     p = parse_object(Pod, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}],
-                                                                "volumes": [{"name": "v", "secret": {"secretName": "s"}}]}})
+                                                                "volumes": volumes}})
     apply_defaults(p)
     assert p.to_dict()["spec"]["volumes"][0]["secret"] == {"secretName": "s", "defaultMode": 0o644}

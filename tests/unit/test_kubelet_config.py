@@ -55,7 +55,8 @@ def test_env_from_keys_refs_and_their_order() -> None:
     skipped: list[str] = []
     c = Container(name="c", env_from=[EnvFromSource(config_map_ref=ConfigMapEnvSource(name="cfg")),
                                       EnvFromSource(prefix="S_", secret_ref=SecretEnvSource(name="sec"))],
-                  env=[EnvVar(name="PW", value_from=EnvVarSource(secret_key_ref=SecretKeySelector(name="sec", key="pw"))),
+                  env=[EnvVar(name="PW", value_from=EnvVarSource(
+                           secret_key_ref=SecretKeySelector(name="sec", key="pw"))),
                        EnvVar(name="SVC", value="$(color)-$(PW)")])
     env = env_of(c, skipped)
     assert env == {"PATH": "/bin", "color": "blue", "blob": "\x00\x01", "S_pw": "s3cret", "PW": "s3cret",
@@ -65,11 +66,11 @@ def test_env_from_keys_refs_and_their_order() -> None:
 
 
 def test_missing_objects_and_keys_fail_unless_optional() -> None:
-    with pytest.raises(EnvError, match='^configmap "nope" not found$'):
+    with pytest.raises(EnvError, match=r'^configmap "nope" not found$'):
         env_of(Container(name="c", env=[cm_ref("nope", "k")]))
-    with pytest.raises(EnvError, match="^couldn't find key k in ConfigMap ns/cfg$"):
+    with pytest.raises(EnvError, match=r"^couldn't find key k in ConfigMap ns/cfg$"):
         env_of(Container(name="c", env=[cm_ref("cfg", "k")]))
-    with pytest.raises(EnvError, match='^secret "gone" not found$'):
+    with pytest.raises(EnvError, match=r'^secret "gone" not found$'):
         env_of(Container(name="c", env_from=[EnvFromSource(secret_ref=SecretEnvSource(name="gone"))]))
     quiet = env_of(Container(name="c", env=[cm_ref("nope", "k", True), cm_ref("cfg", "k", True)],
                              env_from=[EnvFromSource(secret_ref=SecretEnvSource(name="gone", optional=True))]))
@@ -86,14 +87,14 @@ def test_volume_payloads() -> None:
     items = [KeyToPath(key="color", path="a/b"), KeyToPath(key="blob", path="c", mode=0o600)]
     assert payload(vol_cm(items=items, default_mode=0o440), CM) == {"a/b": File(b"blue", 0o440),
                                                                     "c": File(b"\x00\x01", 0o600)}
-    with pytest.raises(VolumeError, match="^configmap references non-existent config key: nope$"):
+    with pytest.raises(VolumeError, match=r"^configmap references non-existent config key: nope$"):
         payload(vol_cm(items=[KeyToPath(key="nope", path="n")]), CM)
     assert payload(vol_cm(items=[KeyToPath(key="nope", path="n")], optional=True), CM) == {}
-    with pytest.raises(VolumeError, match='^configmap "cfg" not found$'):
+    with pytest.raises(VolumeError, match=r'^configmap "cfg" not found$'):
         payload(vol_cm(), None)
     assert payload(vol_cm(optional=True), None) == {}
     secret = Volume(name="s", secret=SecretVolumeSource(secret_name="sec", items=[KeyToPath(key="x", path="x")]))
-    with pytest.raises(VolumeError, match="^references non-existent secret key: x$"):
+    with pytest.raises(VolumeError, match=r"^references non-existent secret key: x$"):
         payload(secret, SECRET)
 
 
