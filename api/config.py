@@ -17,7 +17,8 @@ anyway) and cannot be unset: see `api.validation_config.check_config_update`.
 from __future__ import annotations
 
 import base64
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -124,6 +125,32 @@ def secret_payload(secret: Secret) -> dict[str, bytes]:
 
 
 # ---------------------------------------------------------------- what pods use
+
+
+def spec_config_refs(spec: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """`("configmap" | "secret", name)` of every ConfigMap and Secret a pod spec (wire form) names:
+    volumes, env `valueFrom`, `envFrom` of every container, `imagePullSecrets`. The kubelet
+    watches these; the API server lets a node read only these (the Node authorizer's graph)."""
+    refs: set[tuple[str, str]] = set()
+
+    def add(kind: str, name: Any) -> None:
+        if isinstance(name, str) and name:
+            refs.add((kind, name))
+
+    for v in spec.get("volumes") or []:
+        add("configmap", (v.get("configMap") or {}).get("name"))
+        add("secret", (v.get("secret") or {}).get("secretName"))
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for source in c.get("envFrom") or []:
+            add("configmap", (source.get("configMapRef") or {}).get("name"))
+            add("secret", (source.get("secretRef") or {}).get("name"))
+        for var in c.get("env") or []:
+            value_from = var.get("valueFrom") or {}
+            add("configmap", (value_from.get("configMapKeyRef") or {}).get("name"))
+            add("secret", (value_from.get("secretKeyRef") or {}).get("name"))
+    for ref in spec.get("imagePullSecrets") or []:
+        add("secret", ref.get("name"))
+    return refs
 
 
 class ConfigMapKeySelector(KubeModel):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from api.client import Client
-from api.config import ConfigMap, Secret
+from api.config import ConfigMap, Secret, spec_config_refs
 from api.core import Pod
 from api.informer import Informer
 
@@ -40,31 +40,10 @@ class SyncTimeout(Exception):
 
 
 def pod_refs(pod: Pod) -> set[Ref]:
-    """Every ConfigMap and Secret the pod's volumes, env and envFrom name (optional ones too:
-    they are watched so that their later creation reaches the pod)."""
+    """Every ConfigMap and Secret the pod's volumes, env, envFrom and imagePullSecrets name
+    (optional ones too: they are watched so that their later creation reaches the pod)."""
     ns = pod.metadata.namespace or "default"
-    refs: set[Ref] = set()
-    for v in pod.spec.volumes or []:
-        if v.config_map is not None and v.config_map.name:
-            refs.add(("configmap", ns, v.config_map.name))
-        if v.secret is not None and v.secret.secret_name:
-            refs.add(("secret", ns, v.secret.secret_name))
-    for c in [*(pod.spec.init_containers or []), *pod.spec.containers]:
-        for source in c.env_from or []:
-            if source.config_map_ref is not None and source.config_map_ref.name:
-                refs.add(("configmap", ns, source.config_map_ref.name))
-            if source.secret_ref is not None and source.secret_ref.name:
-                refs.add(("secret", ns, source.secret_ref.name))
-        for var in c.env or []:
-            src = var.value_from
-            if src is not None and src.config_map_key_ref is not None and src.config_map_key_ref.name:
-                refs.add(("configmap", ns, src.config_map_key_ref.name))
-            if src is not None and src.secret_key_ref is not None and src.secret_key_ref.name:
-                refs.add(("secret", ns, src.secret_key_ref.name))
-    for ref in pod.spec.image_pull_secrets or []:
-        if ref.name:
-            refs.add(("secret", ns, ref.name))
-    return refs
+    return {(kind, ns, name) for kind, name in spec_config_refs(pod.spec.to_dict())}  # type: ignore[misc]
 
 
 @dataclass

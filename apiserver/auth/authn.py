@@ -23,6 +23,9 @@ Invariants:
   by a node to a pod, the stored pod's `spec.nodeName` comes from `pod_lookup` (a read of
   etcd through the registry), never from the request; a node writing to a pod that does not
   exist gets 404 (it may read every pod anyway), as a kubelet finishing a pod expects.
+* A node reads a ConfigMap or Secret only if a pod bound to it names the object
+  (`uses_lookup`, over the stored pods); a list or watch must name it with
+  `fieldSelector=metadata.name=X`, as Kubernetes' Node authorizer requires.
 
 Known limit: between the node-ownership check and the write there is a window in which the
 pod could be deleted and re-created under the same name on another node; nodeName is
@@ -63,6 +66,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 # (request, namespace, name) -> the stored pod, or None if there is none.
 PodLookup = Callable[[web.Request, str, str], Awaitable[dict[str, Any] | None]]
+# (request, node, "configmaps" | "secrets", namespace, name) -> a pod bound to the node names it.
+UsesLookup = Callable[[web.Request, str, str, str, str], Awaitable[bool]]
 
 
 class BadCredentials(Exception):
@@ -149,6 +154,30 @@ def registry_pod_lookup(key: web.AppKey[Registry]) -> PodLookup:
     return lookup
 
 
+def registry_uses_lookup(key: web.AppKey[Registry]) -> UsesLookup:
+    """A UsesLookup over the registry's cache of pods (the watch cache, which every kubelet's
+    pod watch is served from, so a node never learns of a pod before this does)."""
+    from api.config import spec_config_refs
+    from api.resources import PODS
+
+    async def uses(request: web.Request, node: str, resource: str, namespace: str, name: str) -> bool:
+        wanted = ("configmap" if resource == "configmaps" else "secret", name)
+        bound = request.app[key].select(PODS, namespace, lambda p: (p.get("spec") or {}).get("nodeName") == node)
+        return any(wanted in spec_config_refs(o.obj.get("spec") or {}) for o in bound)
+
+    return uses
+
+
+def _selected_name(query: Any) -> str | None:
+    """X of a list/watch's `fieldSelector=metadata.name=X` (the only selector that names one object)."""
+    selector = str(query.get("fieldSelector") or "")
+    for op in ("==", "="):
+        field, sep, value = selector.partition(op)
+        if sep and field.strip() == "metadata.name" and value and "," not in value and "=" not in value:
+            return value.strip()
+    return None
+
+
 async def _created_name(request: web.Request) -> str | None:
     """The name a create asks for, decoded exactly as the handler will decode the body."""
     try:
@@ -160,7 +189,8 @@ async def _created_name(request: web.Request) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def auth_middleware(authenticator: Authenticator, *, pod_lookup: PodLookup) -> Middleware:
+def auth_middleware(authenticator: Authenticator, *, pod_lookup: PodLookup,
+                    uses_lookup: UsesLookup | None = None) -> Middleware:
     """The aiohttp middleware: 401 for anonymous or bad credentials, 403 for refused requests."""
 
     @web.middleware
@@ -180,7 +210,7 @@ def auth_middleware(authenticator: Authenticator, *, pod_lookup: PodLookup) -> M
         request[USER] = user
         info = request_info(request.method, path, request.query)
         try:
-            denied = await _authorize(request, user, info, pod_lookup)
+            denied = await _authorize(request, user, info, pod_lookup, uses_lookup)
         except errors.NotFound as err:
             return status_response(err)
         if denied is not None:
@@ -192,7 +222,7 @@ def auth_middleware(authenticator: Authenticator, *, pod_lookup: PodLookup) -> M
 
 
 async def _authorize(request: web.Request, user: Identity, info: RequestInfo,
-                     pod_lookup: PodLookup) -> errors.Forbidden | None:
+                     pod_lookup: PodLookup, uses_lookup: UsesLookup | None = None) -> errors.Forbidden | None:
     if info.resource is None:
         allowed, _ = authz.authorize_path(user, info.verb, info.path)
         if allowed:
@@ -200,6 +230,7 @@ async def _authorize(request: web.Request, user: Identity, info: RequestInfo,
         return errors.Forbidden(authz.forbidden_path_message(user, info.verb, info.path))
     name = info.name
     obj_node_name = None
+    node_uses = False
     if authz.MASTERS_GROUP not in user.groups:
         if info.verb == "create" and name is None and info.resource in _NAMED_CREATES:
             name = await _created_name(request)
@@ -211,8 +242,14 @@ async def _authorize(request: web.Request, user: Identity, info: RequestInfo,
                 # rely on 404 to learn that a pod they are finishing is already gone.
                 raise errors.not_found("pods", info.name, kind="pods")
             obj_node_name = (pod.get("spec") or {}).get("nodeName")
+        node = authz.node_name_of(user)
+        if (node is not None and info.resource in authz.NODE_REFERENCED and info.subresource is None
+                and info.verb in authz.READ and info.namespace and uses_lookup is not None):
+            name = name or (_selected_name(request.query) if info.verb != "get" else None)
+            if name:
+                node_uses = await uses_lookup(request, node, info.resource, info.namespace, name)
     allowed, reason = authz.authorize(user, info.verb, info.resource, info.namespace, name, info.subresource,
-                                      obj_node_name)
+                                      obj_node_name, node_uses=node_uses)
     if allowed:
         return None
     message = authz.forbidden_message(user, info.verb, info.resource, info.group, info.namespace, info.name,

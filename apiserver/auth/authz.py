@@ -7,9 +7,10 @@ Rules (everything not listed is denied; deny is the default, never an afterthoug
 * `system:masters` (the admin, the API server's kubelet client): everything.
 * A node, `system:node:NAME` *and* in group `system:nodes` (both, as Kubernetes' Node
   authorizer requires):
-  - get/list/watch pods, nodes, namespaces, leases, events, services, endpoints, endpointslices,
-    configmaps and secrets (all of them: Kubernetes' Node authorizer narrows the last two to
-    those its pods use; kubelite does not yet);
+  - get/list/watch pods, nodes, namespaces, leases, events, services, endpoints, endpointslices;
+  - get/list/watch a ConfigMap or Secret named (for list/watch: by a `metadata.name` field
+    selector) by a pod bound to it (`node_uses`, which the caller looks up in the stored pods,
+    as Kubernetes' Node authorizer keeps its graph), never a whole namespace's;
   - create/update/patch/delete its own Node, get/update/patch its own `nodes/status`;
   - create/get/update/patch/delete its own Lease `kube-node-lease/NAME`;
   - update/patch `pods/status` and delete pods bound to it (`obj_node_name == NAME`, the
@@ -62,7 +63,9 @@ KUBELET_SERVING_PATH = "/kubelite/v1/kubelet-serving-certificate"
 SYSTEM_NAMESPACE = "kube-system"
 
 NODE_READABLE = frozenset({"pods", "nodes", "namespaces", "leases", "events", "services", "endpoints",
-                           "endpointslices", "configmaps", "secrets"})
+                           "endpointslices"})
+# What a node reads only when one of its pods names the object (`node_uses`).
+NODE_REFERENCED = frozenset({"configmaps", "secrets"})
 SCHEDULER_READABLE = frozenset({"pods", "nodes", "namespaces"})
 CONTROLLER_READABLE = frozenset({"pods", "replicasets", "deployments", "nodes", "namespaces", "leases", "events",
                                  "services", "endpoints", "endpointslices", "configmaps", "secrets"})
@@ -87,11 +90,13 @@ def node_name_of(user: Identity) -> str | None:
 
 
 def authorize(user: Identity, verb: str, resource: str, namespace: str | None, name: str | None,
-              subresource: str | None = None, obj_node_name: str | None = None) -> Decision:
+              subresource: str | None = None, obj_node_name: str | None = None, *,
+              node_uses: bool = False) -> Decision:
     """Whether `user` may `verb` the `resource[/subresource]` named `name` in `namespace`.
 
     `obj_node_name` is the `spec.nodeName` of the stored pod a node writes to (None if the
-    pod does not exist or the request is not about one).
+    pod does not exist or the request is not about one). `node_uses`: a pod bound to the
+    requesting node names this ConfigMap or Secret.
     """
     if MASTERS_GROUP in user.groups:
         return ALLOW
@@ -99,7 +104,7 @@ def authorize(user: Identity, verb: str, resource: str, namespace: str | None, n
         return ALLOW  # a question about oneself (auth/reviews.py)
     node = node_name_of(user)
     if node is not None:
-        return _node(node, verb, resource, namespace, name, subresource, obj_node_name)
+        return _node(node, verb, resource, namespace, name, subresource, obj_node_name, node_uses)
     if user.user == SCHEDULER.user:
         return _scheduler(verb, resource, namespace, name, subresource)
     if user.user == CONTROLLER_MANAGER.user:
@@ -122,9 +127,13 @@ def authorize_path(user: Identity, verb: str, path: str) -> Decision:
 
 
 def _node(node: str, verb: str, resource: str, namespace: str | None, name: str | None,
-          sub: str | None, obj_node_name: str | None) -> Decision:
+          sub: str | None, obj_node_name: str | None, node_uses: bool = False) -> Decision:
     if sub is None and verb in READ and resource in NODE_READABLE:
         return ALLOW
+    if sub is None and verb in READ and resource in NODE_REFERENCED:
+        if name and node_uses:
+            return ALLOW
+        return False, f"no relationship found between node '{node}' and this object"
     if resource == "nodes":
         own = name == node
         if sub is None and verb in {"create", "update", "patch", "delete"} and own:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from apiserver.auth.authn import Authenticator, auth_middleware, registry_pod_lookup
+from apiserver.auth.authn import Authenticator, auth_middleware, registry_pod_lookup, registry_uses_lookup
 from apiserver.auth.files import private_dir, write_private
 from apiserver.auth.join import JoinService
 from apiserver.auth.kubeconfig import write_kubeconfig
@@ -83,7 +83,8 @@ def install(app: web.Application, config: AuthConfig, *, registry_key: web.AppKe
     Call before the app is started (aiohttp freezes the middleware list on startup).
     """
     app.middlewares.append(auth_middleware(config.authenticator(),  # type: ignore[arg-type]
-                                           pod_lookup=registry_pod_lookup(registry_key)))
+                                           pod_lookup=registry_pod_lookup(registry_key),
+                                           uses_lookup=registry_uses_lookup(registry_key)))
     JoinService(config.pki, config.join_tokens, config.advertise_url).add_routes(app)
     KubeletServingService(config.pki).add_routes(app)
 

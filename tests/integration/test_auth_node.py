@@ -3,6 +3,7 @@ nothing of another node's (the pod's binding is read from storage, not from the 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -107,3 +108,40 @@ async def test_a_node_writes_only_its_own_objects(secure: SecureApiServer) -> No
             "apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"}, "reason": "Started",
             "involvedObject": {"kind": "Node", "name": "n1"}, "type": "Normal", "message": "hi"})
         await forbidden(n1.request("GET", "/apis/apps/v1/namespaces/default/deployments"))
+
+
+async def test_a_node_reads_only_the_configmaps_and_secrets_its_pods_name(secure: SecureApiServer) -> None:
+    secrets, configmaps = "/api/v1/namespaces/default/secrets", "/api/v1/namespaces/default/configmaps"
+    async with Client(secure.url, ssl=secure.ssl_for(ADMIN)) as admin, \
+            Client(secure.url, ssl=secure.ssl_for(node_identity("n1"))) as n1, \
+            Client(secure.url, ssl=secure.ssl_for(node_identity("n2"))) as n2:
+        for name in ("db", "other"):
+            await admin.request("POST", secrets, json={"metadata": {"name": name}, "stringData": {"k": "v"}})
+        await admin.request("POST", configmaps, json={"metadata": {"name": "cfg"}, "data": {"k": "v"}})
+        spec = pod("web")["spec"]
+        spec["nodeName"] = "n1"
+        spec["containers"][0]["env"] = [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "db", "key": "k"}}}]
+        spec["volumes"] = [{"name": "v", "configMap": {"name": "cfg"}}]
+        await admin.request("POST", PODS, json={**pod("web"), "spec": spec})
+
+        assert (await n1.request("GET", f"{secrets}/db"))["data"] == {"k": "dg=="}
+        await n1.request("GET", f"{configmaps}/cfg")
+        listed = await n1.request("GET", secrets, params={"fieldSelector": "metadata.name=db"})
+        assert [s["metadata"]["name"] for s in listed["items"]] == ["db"]
+        msg = await forbidden(n1.request("GET", f"{secrets}/other"))
+        assert msg == ('secrets "other" is forbidden: User "system:node:n1" cannot get resource "secrets" in API '
+                       'group "" in the namespace "default": no relationship found between node \'n1\' and this '
+                       'object')
+        await forbidden(n1.request("GET", secrets))  # never a whole namespace's
+        await forbidden(n1.request("GET", secrets, params={"fieldSelector": "metadata.name=other"}))
+        await forbidden(n2.request("GET", f"{secrets}/db"))  # the pod is not bound to n2
+        await forbidden(n1.request("PUT", f"{secrets}/db", json={"metadata": {"name": "db"}}))
+        await admin.request("DELETE", f"{PODS}/web", params={"gracePeriodSeconds": "0"})
+        for _ in range(50):  # no pod names it any more, once the server's cache has seen the delete
+            try:
+                await n1.request("GET", f"{secrets}/db")
+            except errors.Forbidden:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("node n1 still reads secret db after its pod is gone")

@@ -82,6 +82,11 @@ async def test_agent_joins_a_secured_server():
 
 POD = """
 apiVersion: v1
+kind: Secret
+metadata: {name: kltest-tls-secret}
+stringData: {greeting: hello-over-tls}
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: kltest-tls}
 spec:
@@ -91,7 +96,10 @@ spec:
   - name: main
     image: busybox
     imagePullPolicy: Never
-    command: ["sh", "-c", "echo hello-over-tls; exec sleep 3600"]
+    command: ["sh", "-c", "echo $GREETING; exec sleep 3600"]
+    env:  # read by the node through the Node authorizer's rule: its pod names the Secret
+    - name: GREETING
+      valueFrom: {secretKeyRef: {name: kltest-tls-secret, key: greeting}}
 """
 
 

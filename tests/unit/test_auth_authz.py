@@ -66,7 +66,10 @@ READ = ("get", "list", "watch")
 RULES: dict[str, list[tuple[tuple[str, ...], str, str | None, Cond]]] = {
     "node-n1": [
         (READ, r, None, always) for r in ("pods", "nodes", "namespaces", "leases", "events", "services",
-                                          "endpoints", "endpointslices", "configmaps", "secrets")
+                                          "endpoints", "endpointslices")
+    ] + [
+        # `bound` doubles as "a pod bound to this node names the object" (node_uses) here.
+        (READ, r, None, bound_to_n1) for r in ("configmaps", "secrets")
     ] + [
         (("create", "update", "patch", "delete"), "nodes", None, named("n1")),
         (("get", "update", "patch"), "nodes", "status", named("n1")),
@@ -132,7 +135,7 @@ def test_every_request_matches_the_rule_table(user: str) -> None:
     checked = 0
     for verb, resource, sub, ns, name, bound in itertools.product(VERBS, RESOURCES, SUBRESOURCES, NAMESPACES,
                                                                   NAMES, BOUND):
-        allowed, reason = authorize(identity, verb, resource, ns, name, sub, bound)
+        allowed, reason = authorize(identity, verb, resource, ns, name, sub, bound, node_uses=bound == "n1")
         checked += 1
         if allowed != expected(user, verb, resource, sub, ns, name, bound):
             mismatches.append((verb, resource, sub, ns, name, bound, allowed, reason))
