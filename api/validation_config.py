@@ -43,10 +43,9 @@ from api.validation import Errors, check_dns_subdomain, check_metadata
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 CONFIG_KEY_MSG = ("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  "
                   "or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-ENV_NAME_MSG = ("a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or "
-                "'.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', "
-                "regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')")
+# Kubernetes' relaxed env var names (KEP-4369, stable since v1.34): printable ASCII but `=`.
+_ENV_NAME = re.compile(r"^[ -<>-~]+$")
+ENV_NAME_MSG = "a valid environment variable name must consist only of printable ASCII characters other than '='"
 REDACTED = "<secret contents redacted>"
 IMMUTABLE_MSG = "field is immutable when `immutable` is set"
 TOO_LONG = f"Too long: must have at most {MAX_SIZE} bytes"
@@ -70,7 +69,7 @@ def config_key_errors(key: str) -> list[str]:
 
 
 def env_name_ok(name: str) -> bool:
-    """Kubernetes' IsEnvVarName (what envFrom keys must be, or they are skipped)."""
+    """Kubernetes' IsRelaxedEnvVarName (what envFrom names must be, or they are skipped)."""
     return bool(_ENV_NAME.match(name))
 
 

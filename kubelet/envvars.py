@@ -17,8 +17,10 @@ order, each value `$(VAR)`-expanded against what came before.
   "couldn't find key K in ConfigMap NS/X"; with `optional: true` the variable is left out.
 
 `envFrom` (before `env`, which wins): every key of the ConfigMap or Secret, named `prefix` +
-key; a name that is not a valid env var name is skipped and reported (the kubelet's
-InvalidEnvironmentVariableNames event, through `skipped`). The objects come from `lookup`
+key; a name that is not a valid env var name (Kubernetes' relaxed rule: printable ASCII but
+`=`) is skipped and reported (the kubelet's InvalidEnvironmentVariableNames event, through
+`skipped`). ConfigMap and Secret keys always pass it; only objects written around the API
+server's validation can fail it. The objects come from `lookup`
 ((kind, name) -> object or None when it does not exist), so this module stays pure.
 """
 
@@ -90,7 +92,7 @@ def resource_value(pod: Pod, c: Container, ref: ResourceFieldSelector, allocatab
 
 
 Lookup = Callable[[str, str], ConfigMap | Secret | None]  # ("configmap" | "secret", name) -> object
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_ENV_NAME = re.compile(r"^[ -<>-~]+$")  # printable ASCII but `=` (Kubernetes' relaxed names, v1.34)
 
 
 def _values(kind: str, name: str, lookup: Lookup | None, *, optional: bool) -> dict[str, str] | None:

@@ -92,8 +92,9 @@ async def test_env_and_volumes_from_configmap_and_secret_update_in_place(agent: 
            EnvVar(name="ABSENT", value_from=EnvVarSource(
                config_map_key_ref=ConfigMapKeySelector(name="kltest-cfg", key="nope", optional=True)))]
     env_from = [EnvFromSource(prefix="CFG_", config_map_ref=ConfigMapEnvSource(name="kltest-cfg")),
-                EnvFromSource(config_map_ref=ConfigMapEnvSource(name="kltest-cfg"))]  # `1st` is skipped
+                EnvFromSource(config_map_ref=ConfigMapEnvSource(name="kltest-cfg"))]
     script = ('echo "COLOR=$COLOR PASSWORD=$PASSWORD ABSENT=${ABSENT-unset} CFG_size=$CFG_size size=$size"; '
+              "tr '\\0' '\\n' < /proc/1/environ | grep ^1st=; "
               "stat -L -c '%n %a' /etc/cfg/colour /etc/cfg/deep/size /etc/sec/token; sleep 1000")
     p = pod("kltest-config", script, env=env, env_from=env_from,
             volume_mounts=[VolumeMount(name="cfg", mount_path="/etc/cfg"),
@@ -107,12 +108,10 @@ async def test_env_and_volumes_from_configmap_and_secret_update_in_place(agent: 
     ]
     created = await client.create(p)
     running = await until(client, "kltest-config", lambda p: p.status is not None and p.status.phase == "Running")
-    lines = await output(agent, created, 4)
+    lines = await output(agent, created, 5)
     assert lines == ["COLOR=blue PASSWORD=s3cret ABSENT=unset CFG_size=10 size=10",
+                     "1st=x",  # a valid env var name since Kubernetes 1.34 (KEP-4369)
                      "/etc/cfg/colour 640", "/etc/cfg/deep/size 600", "/etc/sec/token 400"]
-    await wait_event(client, created, "InvalidEnvironmentVariableNames",
-                     "Keys [1st] from the EnvFrom configMap default/kltest-cfg were skipped since they "
-                     "are considered invalid environment variable names.")
     assert await exec_in(agent, running, "cat", "/etc/sec/token") == VOLUME_ONLY_SECRET
     assert await exec_in(agent, running, "cat", "/etc/app.conf") == "v=1\n"
     # The secret volume is a tmpfs on the node; its value is nowhere on the node's disk.

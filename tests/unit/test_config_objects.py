@@ -103,7 +103,7 @@ def test_config_keys() -> None:
 
 def test_pod_references_are_checked() -> None:
     got = causes(Pod, {"spec": {
-        "containers": [{"name": "c", "image": "busybox", "envFrom": [{"prefix": "1x", "configMapRef": {"name": "a"}},
+        "containers": [{"name": "c", "image": "busybox", "envFrom": [{"prefix": "x=", "configMapRef": {"name": "a"}},
                                                                       {"configMapRef": {"name": "a"},
                                                                        "secretRef": {"name": "b"}}],
                         "env": [{"name": "E", "valueFrom": {"configMapKeyRef": {"name": "a", "key": "bad key"}}},

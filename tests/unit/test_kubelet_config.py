@@ -59,9 +59,21 @@ def test_env_from_keys_refs_and_their_order() -> None:
                            secret_key_ref=SecretKeySelector(name="sec", key="pw"))),
                        EnvVar(name="SVC", value="$(color)-$(PW)")])
     env = env_of(c, skipped)
-    assert env == {"PATH": "/bin", "color": "blue", "blob": "\x00\x01", "S_pw": "s3cret", "PW": "s3cret",
-                   "SVC": "blue-s3cret"}
-    assert skipped == ["Keys [1st] from the EnvFrom configMap ns/cfg were skipped since they are considered "
+    assert env == {"PATH": "/bin", "color": "blue", "1st": "x", "blob": "\x00\x01", "S_pw": "s3cret",
+                   "PW": "s3cret", "SVC": "blue-s3cret"}  # `1st`: a valid name since Kubernetes 1.34
+    assert skipped == []
+
+
+def test_env_from_skips_names_no_environment_can_hold() -> None:
+    # Only an object written around the API server's key validation can have such keys.
+    odd = ConfigMap(metadata=ObjectMeta(name="cfg", namespace="ns"), data={"a=b": "1", "\x01": "2", "ok": "3"})
+    c = Container(name="c", env_from=[EnvFromSource(config_map_ref=ConfigMapEnvSource(name="cfg"))])
+    p = Pod(metadata=ObjectMeta(name="p", namespace="ns"), spec=PodSpec(containers=[c]))
+    skipped: list[str] = []
+    env = container_env(p, c, {}, pod_ip=None, host_ip=None, allocatable={}, lookup=lambda kind, name: odd,
+                        skipped=skipped)
+    assert env == {"ok": "3"}
+    assert skipped == ["Keys [\x01, a=b] from the EnvFrom configMap ns/cfg were skipped since they are considered "
                        "invalid environment variable names."]
 
 
