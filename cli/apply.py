@@ -152,7 +152,8 @@ async def create_cmd(args: argparse.Namespace, conn: Connection) -> int:
         resource, body = _from_flags(args)
         namespace = conn.namespace(args.namespace) if resource.namespaced else None
         created = await conn.api.request("POST", resource.path(namespace), json=body)
-        print(f"{resource.singular}/{created['metadata']['name']} created")
+        group = f".{resource.group}" if resource.group else ""
+        print(f"{resource.singular}{group}/{created['metadata']['name']} created")
         return 0
     if not args.filename:
         raise ValueError("must specify one of -f or a type to create (namespace, configmap, secret)")
@@ -166,7 +167,31 @@ async def create_cmd(args: argparse.Namespace, conn: Connection) -> int:
     return await _each(manifests, args, conn, create, action="creating")
 
 
-_CREATE_USAGE = ("use `create -f FILE`, `create namespace NAME`, `create configmap NAME [--from-literal K=V] "
+def deployment(name: str, images: list[str], *, replicas: int, port: int | None,
+               command: list[str]) -> dict[str, Any]:
+    """The Deployment `kubectl create deployment NAME --image=IMG [--replicas N] [--port P] [-- CMD]`
+    makes: label app=NAME, one container per image named after it, the command for a single image."""
+    if not images:
+        raise ValueError("create deployment needs --image=IMAGE")
+    if command and len(images) > 1:
+        raise ValueError("a command (after --) can only be given with a single --image")
+    containers: list[dict[str, Any]] = []
+    for image in images:
+        base = image.rsplit("/", 1)[-1].split("@")[0].split(":")[0]
+        container: dict[str, Any] = {"name": base, "image": image}
+        if command:
+            container["command"] = command
+        if port is not None:
+            container["ports"] = [{"containerPort": port}]
+        containers.append(container)
+    labels = {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}}}}
+
+
+_CREATE_USAGE = ("use `create -f FILE`, `create namespace NAME`, `create deployment NAME --image IMG`, "
+                 "`create configmap NAME [--from-literal K=V] "
                  "[--from-file [K=]PATH] [--from-env-file PATH]` or "
                  "`create secret generic|tls|docker-registry NAME ...`")
 
@@ -177,6 +202,9 @@ def _from_flags(args: argparse.Namespace) -> tuple[resources.Resource, dict[str,
     kind = what[0]
     if kind in ("namespace", "ns") and len(what) == 2:
         return resources.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": what[1]}}
+    if kind in ("deployment", "deploy") and len(what) >= 2:
+        return resources.DEPLOYMENTS, deployment(what[1], args.image, replicas=args.replicas, port=args.port,
+                                                 command=[*what[2:], *getattr(args, "command", [])])
     sources = {"literals": args.from_literal, "files": args.from_file, "env_files": args.from_env_file}
     if kind in ("configmap", "cm") and len(what) == 2:
         values = configdata.collect(**sources, kind="ConfigMap", name=what[1])

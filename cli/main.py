@@ -50,7 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `create deployment NAME --image I -- CMD...`: the container's command, as kubectl takes it
+    # (argparse would refuse positionals after `--` once `create TYPE NAME` has taken its own).
+    command: list[str] = []
+    if words[:1] == ["create"] and "--" in words:
+        words, command = words[:words.index("--")], words[words.index("--") + 1:]
+    args = parser.parse_args(words)
+    args.command = command
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

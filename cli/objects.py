@@ -99,12 +99,17 @@ def register(subparsers: Any) -> None:
     _files_flag(p, required=True)
     _namespace_flag(p)
 
-    p = _parser(subparsers, "create", "create objects from manifests, or a namespace, configmap or secret",
-                apply.create_cmd)
+    p = _parser(subparsers, "create", "create objects from manifests, or a namespace, deployment, configmap or "
+                "secret", apply.create_cmd)
     _files_flag(p, required=False)
     _namespace_flag(p)
     p.add_argument("what", nargs="*", metavar="TYPE NAME",
-                   help="`namespace NAME`, `configmap NAME`, `secret generic|tls|docker-registry NAME`")
+                   help="`namespace NAME`, `deployment NAME --image IMG [-- CMD ...]`, `configmap NAME`, "
+                        "`secret generic|tls|docker-registry NAME`")
+    p.add_argument("--image", action="append", default=[], metavar="IMAGE",
+                   help="deployment: a container of this image (repeatable)")
+    p.add_argument("--replicas", type=int, default=1, metavar="N", help="deployment: how many pods (default 1)")
+    p.add_argument("--port", type=int, metavar="PORT", help="deployment: the port the container exposes")
     p.add_argument("--from-literal", action="append", default=[], metavar="KEY=VALUE",
                    help="configmap/secret: a key and its value (repeatable)")
     p.add_argument("--from-file", action="append", default=[], metavar="[KEY=]PATH",

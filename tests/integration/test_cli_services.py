@@ -5,6 +5,11 @@ EndpointSlice controller."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
+
 from api.client import Client
 from api.core import ObjectReference
 from api.meta import ObjectMeta
@@ -102,6 +107,27 @@ async def test_expose_builds_the_service_kubectl_would(kl: Run, client: Client) 
     assert code == 1 and 'replicasets.apps "nothing" not found' in err
     code, _, err = await kl("expose", "node", "n1", "--port", "80")
     assert code == 1 and "only deployments, replica sets and pods can be exposed" in err
+
+
+async def test_create_deployment_then_expose_it(kl: Run, client: Client, apiserver: Any,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from api.apps import Deployment
+    from cli.main import main
+
+    # main() itself: `kl` puts --server last, where it would belong to the container's command
+    code = await asyncio.to_thread(main, ["create", "deployment", "db", "--image=busybox:latest", "--replicas", "2",
+                                          "--port", "8080", "--server", apiserver.url, "--", "httpd", "-f", "-p",
+                                          "8080"])
+    assert (code, capsys.readouterr().out) == (0, "deployment.apps/db created\n")
+    db = await client.get(Deployment, "db", namespace="default")
+    assert db.spec.replicas == 2 and db.spec.selector.match_labels == {"app": "db"}
+    container = db.spec.template.spec.containers[0]
+    assert (container.name, container.image, container.command) == ("busybox", "busybox:latest",
+                                                                    ["httpd", "-f", "-p", "8080"])
+    assert (await kl("expose", "deployment", "db", "--port", "5432", "--target-port", "8080"))[1] \
+        == "service/db exposed\n"
+    code, _, err = await kl("create", "deployment", "noimage")
+    assert code == 1 and "needs --image" in err
 
 
 async def test_get_and_describe_services_endpoints_and_slices(kl: Run, client: Client) -> None:
