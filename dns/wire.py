@@ -66,21 +66,16 @@ def _skeleton(request: DNSRecord, rcode: int, *, aa: bool, ede: tuple[int, str] 
     return reply
 
 
+# Record types whose data is one string (an address or a name).
+_ONE_VALUE: dict[int, type] = {A: DnsA, AAAA: DnsAAAA, CNAME: DnsCNAME, PTR: DnsPTR, NS: DnsNS, TXT: DnsTXT}
+
+
 def _rr(record: Record, zone: Zone, owner: object) -> RR:
     data = record.data
     rdata: object
-    if record.rtype == A:
-        rdata = DnsA(str(data))
-    elif record.rtype == AAAA:
-        rdata = DnsAAAA(str(data))
-    elif record.rtype == CNAME:
-        rdata = DnsCNAME(str(data))
-    elif record.rtype == PTR:
-        rdata = DnsPTR(str(data))
-    elif record.rtype == NS:
-        rdata = DnsNS(str(data))
-    elif record.rtype == TXT:
-        rdata = DnsTXT(str(data))
+    simple = _ONE_VALUE.get(record.rtype)
+    if simple is not None:
+        rdata = simple(str(data))
     elif record.rtype == SRV:
         assert isinstance(data, tuple)
         priority, weight, port, target = data

@@ -21,6 +21,7 @@ import pytest
 
 from runtime.network import HostPort, NetworkError, NodeNetwork, nft
 from runtime.network.links import RTPROT_KUBELITE, host_veth_name
+from tests.support.netns import in_ns, sh
 
 pytestmark = pytest.mark.root
 
@@ -28,18 +29,6 @@ ROOT_BRIDGE = "kltest-br0"
 HOSTS = {"kltest-h1": "198.51.100.11", "kltest-h2": "198.51.100.12"}
 CIDRS = {"kltest-h1": "10.244.1.0/24", "kltest-h2": "10.244.2.0/24"}
 CLUSTER_CIDR = "10.244.0.0/16"
-
-
-def sh(*argv: str, check: bool = True, input: str | None = None,
-       timeout: float = 10) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} -> {result.returncode}: {result.stdout}{result.stderr}")
-    return result
-
-
-def in_ns(ns: str, *argv: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", ns, *argv, check=check, input=input)
 
 
 def ping(ns: str, address: str) -> bool:

@@ -41,6 +41,7 @@ from cli.local.fabric import Fabric
 from proxy.proxier import Proxier
 from proxy.rules import TABLE, Context
 from runtime.network import NetworkError, NodeNetwork
+from tests.support.netns import in_ns, sh
 
 pytestmark = pytest.mark.root
 
@@ -71,18 +72,6 @@ try:
 except TimeoutError:
     print("timeout")
 """
-
-
-def sh(*argv: str, check: bool = True, input: str | None = None,
-       timeout: float = 10) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} -> {result.returncode}: {result.stdout}{result.stderr}")
-    return result
-
-
-def in_ns(ns: str, *argv: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", ns, *argv, check=check, input=input)
 
 
 def who(ns: str, address: str, port: int = 80) -> str:
