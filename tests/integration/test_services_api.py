@@ -156,6 +156,7 @@ async def advertised(etcd):
     server = ApiServer(etcd.url, advertise_address="198.51.100.1", advertise_port=6443)
     await server.start()
     http = Http(server.url)
+    http.server = server  # type: ignore[attr-defined]
     yield http
     await http.close()
     await server.stop()
@@ -179,6 +180,16 @@ async def test_the_api_server_keeps_the_kubernetes_service(advertised):
     # A user cannot take 10.43.0.1 while it is held
     code, status = await http.post(SVCS, service("squatter", clusterIP="10.43.0.1"))
     assert code == 422
+    # Converged objects are left alone (no write every round), a deleted one comes back
+    from apiserver import kubernetes_service
+    from apiserver.app import REGISTRY
+
+    registry = http.server.app[REGISTRY]  # type: ignore[attr-defined]
+    await kubernetes_service.reconcile(registry, address="198.51.100.1", port=6443)
+    assert await objects() == (svc, ep, eps)
+    assert (await http.delete("/api/v1/namespaces/default/endpoints/kubernetes"))[0] == 200
+    await kubernetes_service.reconcile(registry, address="198.51.100.1", port=6443)
+    assert (await objects())[1]["subsets"] == ep["subsets"]
 
 
 async def test_python_client_reads_and_writes_services(apiserver):
